@@ -1,0 +1,89 @@
+"""Audio input: wav.scp entries (paths or Kaldi-style pipes) to float32 in [-1, 1] at 16 kHz."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from scpc.errors import ScpcError
+
+SAMPLE_RATE = 16000
+
+
+def is_pipe(entry: str) -> bool:
+    """Kaldi's extended filename: a command whose stdout is the audio, ending in '|'."""
+    return entry.rstrip().endswith("|")
+
+
+def _open(entry: str) -> tuple[str, io.BytesIO | str]:
+    """A name for messages and something soundfile can read."""
+    if is_pipe(entry):
+        cmd = entry.rstrip()[:-1]
+        proc = subprocess.run(cmd, shell=True, capture_output=True)
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip().splitlines()
+            raise ScpcError(f"{cmd}: command failed ({err[-1] if err else proc.returncode})")
+        return cmd, io.BytesIO(proc.stdout)
+    if not os.path.isfile(entry):
+        raise ScpcError(f"{entry}: no such audio file")
+    return entry, entry
+
+
+def read_audio(
+    entry: str,
+    sample_rate: int = SAMPLE_RATE,
+    resample: bool = False,
+    channel: int | None = None,
+    start: float = 0.0,
+    end: float | None = None,
+) -> np.ndarray:
+    """Read one recording as float32 mono in [-1, 1].
+
+    A different sample rate is an error unless ``resample``; multi-channel audio needs an
+    explicit ``channel``. ``start``/``end`` (seconds) cut a segment, as Kaldi's segments file.
+    """
+    name, source = _open(entry)
+    try:
+        x, sr = sf.read(source, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise ScpcError(f"{name}: not a readable audio file ({e})") from None
+    if x.shape[1] > 1:
+        if channel is None:
+            raise ScpcError(f"{name}: has {x.shape[1]} channels; choose one with --channel")
+        if not -x.shape[1] <= channel < x.shape[1]:
+            raise ScpcError(f"{name}: has no channel {channel} (it has {x.shape[1]})")
+        x = x[:, channel]
+    else:
+        x = x[:, 0]
+    if sr != sample_rate:
+        if not resample:
+            raise ScpcError(f"{name}: sample rate is {sr} Hz, expected {sample_rate} Hz")
+        x = soxr.resample(x, sr, sample_rate).astype(np.float32)
+    if start or end is not None:
+        lo = int(round(start * sample_rate))
+        hi = len(x) if end is None or end < 0 else int(round(end * sample_rate))
+        if lo >= len(x) or hi > len(x) + sample_rate // 100:
+            raise ScpcError(f"{name}: segment {start}-{end} s lies outside its {len(x) / sample_rate:.2f} s")
+        x = x[lo:hi]
+    if x.size == 0:
+        raise ScpcError(f"{name}: contains no samples")
+    if not np.isfinite(x).all():
+        raise ScpcError(f"{name}: contains NaN or infinite samples")
+    return x
+
+
+def duration(entry: str) -> float:
+    """Duration in seconds; reads only the header of a plain file."""
+    name, source = _open(entry)
+    try:
+        info = sf.info(source)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise ScpcError(f"{name}: not a readable audio file ({e})") from None
+    if info.frames <= 0:
+        raise ScpcError(f"{name}: contains no samples")
+    return info.frames / info.samplerate

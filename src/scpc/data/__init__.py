@@ -1,0 +1,1 @@
+"""Data preparation: Kaldi data dirs, corpora, alignments, downloads."""

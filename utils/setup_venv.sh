@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Creates .venv at the repository root with the pinned requirements, once.
+# Re-running is cheap: it reinstalls only when requirements.txt or pyproject.toml changed.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=$root/.venv
+stamp=$venv/.requirements.sha256
+
+want=$(cat "$root/requirements.txt" "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+
+python=${SCPC_PYTHON:-}
+if [ -z "$python" ]; then
+  for candidate in python3.11 python3.12 python3.10 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then python=$candidate; break; fi
+  done
+fi
+[ -n "$python" ] || { echo "$0: no python3 found; install Python 3.11" >&2; exit 1; }
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+  { echo "$0: $python is older than 3.10; set SCPC_PYTHON to a Python 3.11 interpreter" >&2; exit 1; }
+
+echo "$0: setting up $venv with $("$python" --version) (first use only; about a minute)"
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+# torch is pinned first in requirements.txt so pip never resolves a CUDA build.
+"$venv/bin/python" -m pip install --quiet -r "$root/requirements.txt"
+"$venv/bin/python" -m pip install --quiet --no-deps -e "$root"
+echo "$want" > "$stamp"
+echo "$0: done"
