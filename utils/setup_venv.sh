@@ -25,7 +25,10 @@ echo "$0: setting up $venv with $("$python" --version) (first use only; about a 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
 # torch is pinned first in requirements.txt so pip never resolves a CUDA build.
-"$venv/bin/python" -m pip install --quiet -r "$root/requirements.txt"
-"$venv/bin/python" -m pip install --quiet --no-deps -e "$root"
+pip_install() {  # pip, without this machine's warnings about absent local index folders
+  "$venv/bin/python" -m pip install --quiet "$@" 2> >(grep -v "is ignored: it is neither" >&2)
+}
+pip_install -r "$root/requirements.txt"
+pip_install --no-deps -e "$root"
 echo "$want" > "$stamp"
 echo "$0: done"

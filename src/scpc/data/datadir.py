@@ -460,8 +460,8 @@ def split(path: str | os.PathLike, num: int, per_utt: bool = False) -> list[Path
     else:
         units = [us.split() for us in utt2spk_to_spk2utt(utt2spk).values()]
     if len(units) < num:
-        what = "utterances" if per_utt else "speakers (use --per-utt)"
-        raise ScpcError(f"{d.path}: cannot split {len(units)} {what} into {num} parts")
+        what, hint = ("utterances", "") if per_utt else ("speakers", " (use --per-utt)")
+        raise ScpcError(f"{d.path}: cannot split {len(units)} {what} into {num} parts{hint}")
     groups = _balanced_contiguous(units, num)
     if root.exists():
         shutil.rmtree(root)
