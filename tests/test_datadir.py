@@ -50,12 +50,31 @@ def test_validate_rejects_utterance_missing_from_a_table(train):
     "damage, message",
     [
         (lambda d: (d / "spk2utt").write_text("121 x\n"), "spk2utt: does not match utt2spk"),
-        (lambda d: (d / "spk2gender").write_text((d / "spk2gender").read_text().replace(" m", " x", 1)), "is not m or f"),
-        (lambda d: (d / "utt2dur").write_text((d / "utt2dur").read_text().replace(" ", " -", 1)), "is not positive"),
-        (lambda d: (d / "ali.txt").write_text(
-            "".join(line.rsplit(" ", 40)[0] + "\n" for line in (d / "ali.txt").read_text().splitlines())
-        ), "frames do not fit"),
-        (lambda d: (d / "wav.scp").write_text((d / "wav.scp").read_text().replace(".flac", ".missing.flac", 1)), "does not exist"),
+        (
+            lambda d: (d / "spk2gender").write_text(
+                (d / "spk2gender").read_text().replace(" m", " x", 1)
+            ),
+            "is not m or f",
+        ),
+        (
+            lambda d: (d / "utt2dur").write_text((d / "utt2dur").read_text().replace(" ", " -", 1)),
+            "is not positive",
+        ),
+        (
+            lambda d: (d / "ali.txt").write_text(
+                "".join(
+                    line.rsplit(" ", 40)[0] + "\n"
+                    for line in (d / "ali.txt").read_text().splitlines()
+                )
+            ),
+            "frames do not fit",
+        ),
+        (
+            lambda d: (d / "wav.scp").write_text(
+                (d / "wav.scp").read_text().replace(".flac", ".missing.flac", 1)
+            ),
+            "does not exist",
+        ),
         (lambda d: (d / "text").write_text("\n" + (d / "text").read_text()), "text:1: empty line"),
     ],
 )
@@ -151,9 +170,15 @@ def test_split_per_utterance_and_too_many_parts(mini_data, tmp_path):
 
 def test_utt2spk_and_spk2utt_filters_are_inverse(mini_data):
     utt2spk = (mini_data / "train" / "utt2spk").read_text()
-    spk2utt = run_script("bash", "-c", f"{UTILS}/utt2spk_to_spk2utt.sh < {mini_data}/train/utt2spk").stdout
+    spk2utt = run_script(
+        "bash", "-c", f"{UTILS}/utt2spk_to_spk2utt.sh < {mini_data}/train/utt2spk"
+    ).stdout
     assert spk2utt == (mini_data / "train" / "spk2utt").read_text()
-    back = run_script("bash", "-c", f"{UTILS}/utt2spk_to_spk2utt.sh < {mini_data}/train/utt2spk | {UTILS}/spk2utt_to_utt2spk.sh").stdout
+    back = run_script(
+        "bash",
+        "-c",
+        f"{UTILS}/utt2spk_to_spk2utt.sh < {mini_data}/train/utt2spk | {UTILS}/spk2utt_to_utt2spk.sh",
+    ).stdout
     assert back == utt2spk
 
 

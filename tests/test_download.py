@@ -100,7 +100,15 @@ def serve(server, tmp_path, data, served=None):
 
 def download(server, manifest, dest, check=True):
     return run_script(
-        DOWNLOAD, "--mirror", server.url, "--manifest", manifest, "--retry-wait", "0", dest, "dev-clean",
+        DOWNLOAD,
+        "--mirror",
+        server.url,
+        "--manifest",
+        manifest,
+        "--retry-wait",
+        "0",
+        dest,
+        "dev-clean",
         check=check,
     )
 
@@ -120,7 +128,9 @@ def test_download_verifies_extracts_and_prepares(server, tmp_path, dev_clean):
     assert len(server.requests) == n
 
 
-def test_corrupted_download_fails_with_checksum_error_and_leaves_nothing(server, tmp_path, dev_clean):
+def test_corrupted_download_fails_with_checksum_error_and_leaves_nothing(
+    server, tmp_path, dev_clean
+):
     corrupt = bytearray(dev_clean)
     corrupt[len(corrupt) // 2] ^= 0xFF
     manifest = serve(server, tmp_path, dev_clean, bytes(corrupt))
@@ -138,7 +148,10 @@ def test_interrupted_transfer_resumes_with_a_range_request(server, tmp_path, dev
     dest = tmp_path / "corpora"
     proc = download(server, manifest, dest)
     assert "retrying" in proc.stderr
-    assert server.requests[-1] == ("/resources/12/dev-clean.tar.gz", f"bytes={len(dev_clean) // 3}-")
+    assert server.requests[-1] == (
+        "/resources/12/dev-clean.tar.gz",
+        f"bytes={len(dev_clean) // 3}-",
+    )
     assert (dest / "LibriSpeech" / "dev-clean").is_dir()
 
 
@@ -158,8 +171,16 @@ def test_missing_file_and_unreachable_server_give_clear_errors(server, tmp_path,
     proc = download(server, manifest, tmp_path / "a", check=False)
     assert proc.returncode == 1 and "HTTP 404" in proc.stderr
     proc = run_script(
-        DOWNLOAD, "--mirror", "http://127.0.0.1:9", "--manifest", manifest, "--retry-wait", "0",
-        tmp_path / "b", "dev-clean", check=False,
+        DOWNLOAD,
+        "--mirror",
+        "http://127.0.0.1:9",
+        "--manifest",
+        manifest,
+        "--retry-wait",
+        "0",
+        tmp_path / "b",
+        "dev-clean",
+        check=False,
     )
     assert proc.returncode == 1 and "download failed after 5 retries" in proc.stderr
 
@@ -170,7 +191,9 @@ def test_speech_commands_download_and_prep_on_mini_archives(server, tmp_path, mi
     archives = {}
     for name in ("speech_commands_v0.01", "speech_commands_test_set_v0.01"):
         root = local / name
-        archives[name] = tarball({str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()})
+        archives[name] = tarball(
+            {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+        )
         server.files[f"/{name}.tar.gz"] = archives[name]
     manifest = tmp_path / "sc.txt"
     manifest.write_text(
@@ -180,11 +203,22 @@ def test_speech_commands_download_and_prep_on_mini_archives(server, tmp_path, mi
         "speech_commands_test_set_v0.01\n"
     )
     dest = tmp_path / "sc"
-    proc = run_script(ROOT / "local" / "download_speech_commands.sh", "--mirror", server.url,
-                      "--manifest", manifest, dest)
+    proc = run_script(
+        ROOT / "local" / "download_speech_commands.sh",
+        "--mirror",
+        server.url,
+        "--manifest",
+        manifest,
+        dest,
+    )
     assert "no published checksum" in proc.stderr
-    run_script(ROOT / "local" / "speech_commands_data_prep.sh", "--test-dir",
-               dest / "speech_commands_test_set_v0.01", dest / "speech_commands_v0.01", tmp_path / "data")
+    run_script(
+        ROOT / "local" / "speech_commands_data_prep.sh",
+        "--test-dir",
+        dest / "speech_commands_test_set_v0.01",
+        dest / "speech_commands_v0.01",
+        tmp_path / "data",
+    )
     for part in ("train", "valid", "test"):
         assert (tmp_path / "data" / part / "utt2label").read_text() == (
             mini_data.parent / "mini_speech_commands" / part / "utt2label"

@@ -27,7 +27,9 @@ def test_manifest_covers_and_matches_every_committed_file():
 
 
 def test_alignment_frames_match_audio_length_for_every_utterance():
-    assert read_phone_table(CORPUS / "alignments" / "phones.txt") == {p: i for i, p in enumerate(PHONES)}
+    assert read_phone_table(CORPUS / "alignments" / "phones.txt") == {
+        p: i for i, p in enumerate(PHONES)
+    }
     for part in PARTS:
         audio = flacs(part)
         ali = dict(read_alignments(CORPUS / "alignments" / f"{part}.txt"))
@@ -90,7 +92,11 @@ def test_corpus_meets_the_size_and_variety_targets():
     rows = [line.split("|") for line in speakers_txt if not line.startswith(";")]
     voices = {r[4].split()[0] for r in rows}
     megabytes = sum(p.stat().st_size for p in CORPUS.rglob("*") if p.is_file()) / 1e6
-    words = [d for d in (CORPUS / "speech_commands").iterdir() if d.is_dir() and not d.name.startswith("_")]
+    words = [
+        d
+        for d in (CORPUS / "speech_commands").iterdir()
+        if d.is_dir() and not d.name.startswith("_")
+    ]
     assert minutes >= 20
     assert len(rows) >= 12 and len(voices) >= 4
     assert {r[1].strip() for r in rows} == {"M", "F"}
@@ -129,7 +135,9 @@ def test_verification_trials_use_only_held_out_speakers_and_both_labels():
 tts_missing = shutil.which("flite") is None or shutil.which("festival") is None
 
 
-@pytest.mark.skipif(tts_missing and not os.environ.get("SCPC_REQUIRE_TTS"), reason="flite/festival not installed")
+@pytest.mark.skipif(
+    tts_missing and not os.environ.get("SCPC_REQUIRE_TTS"), reason="flite/festival not installed"
+)
 def test_regenerating_utterances_reproduces_the_committed_audio_and_alignments():
     sys.path.insert(0, str(ROOT / "local"))
     from mini_corpus import plan as P
@@ -151,5 +159,7 @@ def test_regenerating_utterances_reproduces_the_committed_audio_and_alignments()
         assert [phone_id[p] for p in segments_to_frames(segments, len(x))] == ali[utt.id]
     clips = plan.keywords[:2]
     for clip, x in zip(clips, render_keywords(clips)):
-        committed, _ = sf.read(CORPUS / "speech_commands" / clip.path.replace(".wav", ".flac"), dtype="int16")
+        committed, _ = sf.read(
+            CORPUS / "speech_commands" / clip.path.replace(".wav", ".flac"), dtype="int16"
+        )
         np.testing.assert_array_equal(x, committed)

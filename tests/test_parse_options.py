@@ -9,7 +9,8 @@ from conftest import ROOT, run_script
 @pytest.fixture
 def script(tmp_path):
     path = tmp_path / "demo.sh"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         #!/usr/bin/env bash
         set -euo pipefail
         nj=4              # parallel jobs
@@ -17,13 +18,16 @@ def script(tmp_path):
         libri_dir=        # an existing LibriSpeech
         . {ROOT}/utils/parse_options.sh
         echo "nj=$nj use_gpu=$use_gpu libri_dir=$libri_dir args=$*"
-    """))
+    """)
+    )
     path.chmod(0o755)
     return path
 
 
 def test_options_set_variables_and_leave_positional_arguments(script):
-    out = run_script(script, "--nj", "8", "--libri-dir=/corpora/x", "--use-gpu", "true", "a", "--b").stdout
+    out = run_script(
+        script, "--nj", "8", "--libri-dir=/corpora/x", "--use-gpu", "true", "a", "--b"
+    ).stdout
     assert out == "nj=8 use_gpu=true libri_dir=/corpora/x args=a --b\n"
 
 

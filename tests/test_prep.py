@@ -16,19 +16,37 @@ def test_mini_prep_attaches_alignments_and_items(mini_data):
         d = mini_data / part
         assert set(dd.read_table(d / "ali.txt")) == set(dd.DataDir(d).utts())
         assert (d / "abx.item").exists() == (part != "train")
-    assert run_script(ROOT / "local" / "mini_data_prep.sh", mini_data).stdout.count("already prepared") == 1
+    assert (
+        run_script(ROOT / "local" / "mini_data_prep.sh", mini_data).stdout.count("already prepared")
+        == 1
+    )
 
 
 def test_keyword_spotting_sets_have_the_twelve_superb_classes(mini_data):
     sc = mini_data.parent / "mini_speech_commands"
-    classes = {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "_unknown_", "_silence_"}
+    classes = {
+        "yes",
+        "no",
+        "up",
+        "down",
+        "left",
+        "right",
+        "on",
+        "off",
+        "stop",
+        "go",
+        "_unknown_",
+        "_silence_",
+    }
     speakers = {}
     for part in ("train", "valid", "test"):
         labels = dd.read_table(sc / part / "utt2label")
         assert set(labels.values()) == classes, part
         speakers[part] = set(dd.read_table(sc / part / "spk2utt")) - {"silence"}
         durations = [float(v) for v in dd.read_table(sc / part / "utt2dur").values()]
-        assert min(durations) == pytest.approx(1.0, abs=1e-3) and max(durations) == pytest.approx(1.0, abs=1e-3)
+        assert min(durations) == pytest.approx(1.0, abs=1e-3) and max(durations) == pytest.approx(
+            1.0, abs=1e-3
+        )
     assert not speakers["train"] & (speakers["valid"] | speakers["test"])
 
 
@@ -48,14 +66,26 @@ def test_cpc_split_accepts_prefixed_lists_and_complement(mini_data, tmp_path):
     utts = dd.DataDir(mini_data / "train").utts()
     (tmp_path / "train.txt").write_text("".join(f"lbi-{u}\n" for u in utts[:150]))
     (tmp_path / "val.txt").write_text("".join(f"lbi-{u}\n" for u in utts[150:]))
-    cpc_split(mini_data / "train", tmp_path / "train.txt", tmp_path / "val.txt", tmp_path / "tr", tmp_path / "cv")
+    cpc_split(
+        mini_data / "train",
+        tmp_path / "train.txt",
+        tmp_path / "val.txt",
+        tmp_path / "tr",
+        tmp_path / "cv",
+    )
     assert dd.DataDir(tmp_path / "tr").utts() == utts[:150]
     assert dd.DataDir(tmp_path / "cv").utts() == utts[150:]
     cpc_split(mini_data / "train", "-", tmp_path / "val.txt", tmp_path / "tr2", tmp_path / "cv2")
     assert dd.DataDir(tmp_path / "tr2").utts() == utts[:150]
     (tmp_path / "bad.txt").write_text("lbi-999-1-0000\n")
     with pytest.raises(ScpcError, match="1 utterances are not in"):
-        cpc_split(mini_data / "train", tmp_path / "bad.txt", tmp_path / "val.txt", tmp_path / "x", tmp_path / "y")
+        cpc_split(
+            mini_data / "train",
+            tmp_path / "bad.txt",
+            tmp_path / "val.txt",
+            tmp_path / "x",
+            tmp_path / "y",
+        )
 
 
 def test_librispeech_prep_names_a_missing_flac(mini_data, tmp_path):
@@ -64,7 +94,9 @@ def test_librispeech_prep_names_a_missing_flac(mini_data, tmp_path):
     part = shutil.copytree(ROOT / "corpus" / "mini" / "LibriSpeech" / "dev", tmp_path / "dev")
     victim = sorted(part.rglob("*.flac"))[5]
     victim.unlink()
-    proc = run_script(ROOT / "local" / "librispeech_data_prep.sh", part, tmp_path / "data", check=False)
+    proc = run_script(
+        ROOT / "local" / "librispeech_data_prep.sh", part, tmp_path / "data", check=False
+    )
     assert proc.returncode == 1 and f"{victim} is missing" in proc.stderr
 
 

@@ -31,7 +31,12 @@ def render_utterances(utts: list[P.Utterance]) -> list[tuple[np.ndarray, list[al
     out = []
     for utt, syn in zip(utts, synthesize([u.rendering for u in utts])):
         x, segments = shape(syn, utt.rendering)
-        out.append((to_int16(x, utt.rendering.peak_db, np.random.default_rng(utt.rendering.seed)), segments))
+        out.append(
+            (
+                to_int16(x, utt.rendering.peak_db, np.random.default_rng(utt.rendering.seed)),
+                segments,
+            )
+        )
     return out
 
 
@@ -123,7 +128,9 @@ def write_librispeech(root: Path, plan: P.Plan, audio: dict[str, np.ndarray]) ->
         chapter_minutes[u.chapter] += len(audio[u.id]) / P.SAMPLE_RATE / 60
     for (spk, chapter), utts in by_chapter.items():
         lines = [f"{u.id} {P.transcript(u.rendering.text)}\n" for u in utts]
-        (root / spk.part / spk.id / chapter / f"{spk.id}-{chapter}.trans.txt").write_text("".join(lines))
+        (root / spk.part / spk.id / chapter / f"{spk.id}-{chapter}.trans.txt").write_text(
+            "".join(lines)
+        )
     with open(root / "SPEAKERS.TXT", "w") as f:
         f.write("; scpc mini corpus: synthetic pseudo-speakers, see ../README.md\n")
         f.write(";ID  |SEX| SUBSET           |MINUTES| NAME\n")
@@ -133,7 +140,9 @@ def write_librispeech(root: Path, plan: P.Plan, audio: dict[str, np.ndarray]) ->
             f.write(f"{spk.id:<5}| {spk.sex} | {spk.part:<17}| {minutes[spk.id]:5.2f} | {name}\n")
     with open(root / "CHAPTERS.TXT", "w") as f:
         f.write("; scpc mini corpus: each chapter is a block of Harvard sentences\n")
-        f.write(";ID    |READER|MINUTES| SUBSET           | PROJ.|BOOK ID| CH. TITLE | PROJECT TITLE\n")
+        f.write(
+            ";ID    |READER|MINUTES| SUBSET           | PROJ.|BOOK ID| CH. TITLE | PROJECT TITLE\n"
+        )
         for spk in sorted(plan.speakers, key=lambda s: int(s.id)):
             for c in plan.chapters[spk.id]:
                 f.write(
@@ -150,7 +159,10 @@ def write_alignments(root, plan, audio, segments) -> None:
         utts = sorted(u.id for u in plan.utterances if u.rendering.speaker.part == part)
         ali.write_alignments(
             root / f"{part}.txt",
-            ((u, [phone_id[p] for p in ali.segments_to_frames(segments[u], len(audio[u]))]) for u in utts),
+            (
+                (u, [phone_id[p] for p in ali.segments_to_frames(segments[u], len(audio[u]))])
+                for u in utts
+            ),
         )
         if part != "train":
             for u in utts:
@@ -247,12 +259,12 @@ regenerate, then commit. `MANIFEST.sha256` lists the checksum of every file.
 |---|---|---|---|
 {rows}
 
-- {stats['minutes']:.1f} minutes of sentences from {sum(p['speakers'] for p in stats['parts'].values())} pseudo-speakers
-  made from {len(stats['base_voices'])} base voices ({', '.join(stats['base_voices'])}) by changing pitch, formants
+- {stats["minutes"]:.1f} minutes of sentences from {sum(p["speakers"] for p in stats["parts"].values())} pseudo-speakers
+  made from {len(stats["base_voices"])} base voices ({", ".join(stats["base_voices"])}) by changing pitch, formants
   (resampling), tempo, channel tilt and level. Dev and test speakers are disjoint from the training
   speakers and from each other, but share base voices with training speakers.
-- {len(stats['phones'])} distinct phones (CMUdict's 39 without stress) plus silence.
-- {stats['keyword_clips']} one-second keyword clips ({stats['keyword_minutes']:.1f} minutes) of {len(P.COMMANDS) + len(P.OTHER_WORDS)} words.
+- {len(stats["phones"])} distinct phones (CMUdict's 39 without stress) plus silence.
+- {stats["keyword_clips"]} one-second keyword clips ({stats["keyword_minutes"]:.1f} minutes) of {len(P.COMMANDS) + len(P.OTHER_WORDS)} words.
 
 Layout:
 - `LibriSpeech/{{train,dev,test}}/<spk>/<chapter>/<spk>-<chapter>-<utt>.flac`, `*.trans.txt`,
@@ -272,7 +284,9 @@ Layout:
 def write_manifest(root: Path) -> None:
     lines = []
     for f in sorted(p for p in root.rglob("*") if p.is_file() and p.name != "MANIFEST.sha256"):
-        lines.append(f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.relative_to(root).as_posix()}\n")
+        lines.append(
+            f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.relative_to(root).as_posix()}\n"
+        )
     (root / "MANIFEST.sha256").write_text("".join(lines))
 
 

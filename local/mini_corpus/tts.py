@@ -16,10 +16,13 @@ from scpc.data.alignment import SILENCE, Segment
 from .plan import VOICES, Rendering
 
 # The voices' phone set (CMU "radio" phones) mapped to CMUdict's 39 phones plus silence.
-TO_ARPABET = {p: p.upper() for p in (
-    "aa ae ah ao aw ay b ch d dh eh er ey f g hh ih iy jh k l m n ng ow oy p r s sh t th "
-    "uh uw v w y z zh"
-).split()}
+TO_ARPABET = {
+    p: p.upper()
+    for p in (
+        "aa ae ah ao aw ay b ch d dh eh er ey f g hh ih iy jh k l m n ng ow oy p r s sh t th "
+        "uh uw v w y z zh"
+    ).split()
+}
 TO_ARPABET.update({"ax": "AH", "axr": "ER", "pau": SILENCE, "h#": SILENCE, "brth": SILENCE})
 
 
@@ -34,7 +37,8 @@ def require_tools() -> None:
     missing = [t for t in ("flite", "festival") if shutil.which(t) is None]
     if missing:
         raise SystemExit(
-            "regenerating the mini corpus needs " + " and ".join(missing)
+            "regenerating the mini corpus needs "
+            + " and ".join(missing)
             + ": apt-get install flite festival festvox-kdlpc16k festlex-cmu"
         )
 
@@ -73,10 +77,10 @@ def synthesize_festival(renderings: list[Rendering], workdir: Path) -> list[Synt
             f"(Parameter.set 'Duration_Stretch {stretch:.4f})",
             f"(set! int_lr_params '((target_f0_mean {f0:.2f}) (target_f0_std {0.15 * f0:.2f})"
             " (model_f0_mean 170) (model_f0_std 34)))",
-            f'(set! utt (eval (list \'Utterance \'Text "{text}")))',
+            f"(set! utt (eval (list 'Utterance 'Text \"{text}\")))",
             "(utt.synth utt)",
-            f"(utt.save.wave utt \"{workdir}/f{i}.wav\" 'riff)",
-            f"(utt.save.segs utt \"{workdir}/f{i}.lab\")",
+            f'(utt.save.wave utt "{workdir}/f{i}.wav" \'riff)',
+            f'(utt.save.segs utt "{workdir}/f{i}.lab")',
         ]
     script = workdir / "batch.scm"
     script.write_text("\n".join(lines) + "\n")
@@ -104,7 +108,9 @@ def synthesize(renderings: list[Rendering]) -> list[Synthesis]:
             if i not in festival:
                 out[i] = synthesize_flite(r, workdir)
         if festival:
-            for i, s in zip(festival, synthesize_festival([renderings[i] for i in festival], workdir)):
+            for i, s in zip(
+                festival, synthesize_festival([renderings[i] for i in festival], workdir)
+            ):
                 out[i] = s
     return out  # type: ignore[return-value]
 

@@ -18,7 +18,9 @@ def shape(s: Synthesis, r: Rendering) -> tuple[np.ndarray, list[Segment]]:
     x = soxr.resample(s.samples, s.sample_rate * a, SAMPLE_RATE, quality="VHQ")
     segments = [Segment(g.phone, g.start / a, g.end / a) for g in s.segments]
     duration = len(x) / SAMPLE_RATE
-    segments = [Segment(g.phone, g.start, min(g.end, duration)) for g in segments if g.start < duration]
+    segments = [
+        Segment(g.phone, g.start, min(g.end, duration)) for g in segments if g.start < duration
+    ]
     x = x + r.speaker.tilt * np.concatenate([[0.0], x[:-1]])
     return x, segments
 
@@ -46,7 +48,9 @@ def noise(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
         x = np.fft.irfft(spectrum, n)
     elif kind == "mains_hum":
         t = np.arange(n) / SAMPLE_RATE
-        x = sum(np.sin(2 * np.pi * 50 * h * t + rng.uniform(0, 2 * np.pi)) / h for h in (1, 2, 3, 5))
+        x = sum(
+            np.sin(2 * np.pi * 50 * h * t + rng.uniform(0, 2 * np.pi)) / h for h in (1, 2, 3, 5)
+        )
         x = x + 0.05 * white
     else:
         raise ValueError(f"unknown noise {kind!r}")

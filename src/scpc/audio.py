@@ -68,7 +68,9 @@ def read_audio(
         lo = int(round(start * sample_rate))
         hi = len(x) if end is None or end < 0 else int(round(end * sample_rate))
         if lo >= len(x) or hi > len(x) + sample_rate // 100:
-            raise ScpcError(f"{name}: segment {start}-{end} s lies outside its {len(x) / sample_rate:.2f} s")
+            raise ScpcError(
+                f"{name}: segment {start}-{end} s lies outside its {len(x) / sample_rate:.2f} s"
+            )
         x = x[lo:hi]
     if x.size == 0:
         raise ScpcError(f"{name}: contains no samples")

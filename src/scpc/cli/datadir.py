@@ -24,7 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--no-check-audio", action="store_true", help="do not stat audio files")
     v.add_argument("dir")
 
-    f = sub.add_parser("fix", help="sort tables, keep utterances present in all (utils/fix_data_dir.sh)")
+    f = sub.add_parser(
+        "fix", help="sort tables, keep utterances present in all (utils/fix_data_dir.sh)"
+    )
     f.add_argument("dir")
 
     s = sub.add_parser(
@@ -91,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             mode, num = ("utt-list" if args.utt_list else "spk-list"), None
         else:
             if len(args.args) != 3:
-                raise ScpcError("usage: subset_data_dir.sh [--first|--last|--shortest|...] SRC N DEST")
+                raise ScpcError(
+                    "usage: subset_data_dir.sh [--first|--last|--shortest|...] SRC N DEST"
+                )
             src, n, dest = args.args
             if not n.isdigit():
                 raise ScpcError(f"N must be a positive integer, got {n!r}")

@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     vm = sub.add_parser("verify-mini", help="check the mini corpus against its manifest")
     vm.add_argument("corpus")
 
-    ml = sub.add_parser("mini-layouts", help="Speech Commands and VoxCeleb1 trees from the mini corpus")
+    ml = sub.add_parser(
+        "mini-layouts", help="Speech Commands and VoxCeleb1 trees from the mini corpus"
+    )
     ml.add_argument("corpus")
     ml.add_argument("dest")
 
@@ -51,9 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "librispeech":
         print(librispeech.prepare_part(args.src, args.dest))
     elif args.cmd == "attach-alignments":
-        print(librispeech.attach_alignments(args.dest, args.alignments, args.phones, args.items, args.strip_prefix))
+        print(
+            librispeech.attach_alignments(
+                args.dest, args.alignments, args.phones, args.items, args.strip_prefix
+            )
+        )
     elif args.cmd == "cpc-split":
-        print("\n".join(librispeech.cpc_split(args.src, args.train_list, args.val_list, args.train_dest, args.val_dest)))
+        print(
+            "\n".join(
+                librispeech.cpc_split(
+                    args.src, args.train_list, args.val_list, args.train_dest, args.val_dest
+                )
+            )
+        )
     elif args.cmd == "speech-commands":
         print("\n".join(speech_commands.prepare(args.root, args.dest, args.test_root)))
     elif args.cmd == "voxceleb1":

@@ -11,7 +11,6 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-
 from scpc.errors import ScpcError
 from scpc.io import atomic_write
 

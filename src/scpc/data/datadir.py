@@ -162,9 +162,7 @@ def validate(
     if not d.has("spk2utt"):
         raise ScpcError(f"{d.file('spk2utt')}: no such file; run utils/fix_data_dir.sh")
     if d.table("spk2utt") != utt2spk_to_spk2utt(utt2spk):
-        raise ScpcError(
-            f"{d.file('spk2utt')}: does not match utt2spk; run utils/fix_data_dir.sh"
-        )
+        raise ScpcError(f"{d.file('spk2utt')}: does not match utt2spk; run utils/fix_data_dir.sh")
     speakers = list(utt2spk_to_spk2utt(utt2spk))
 
     if text:
@@ -235,7 +233,9 @@ def _validate_alignments(d: DataDir, utts: set[str], durations: dict[str, float]
             raise ScpcError(f"{d.file('ali.txt')}: {utt} not in utt2spk; run utils/fix_data_dir.sh")
         ids = labels.split()
         if not all(x.isdigit() and int(x) < num_phones for x in ids):
-            raise ScpcError(f"{d.file('ali.txt')}: {utt}: labels must be phone ids below {num_phones}")
+            raise ScpcError(
+                f"{d.file('ali.txt')}: {utt}: labels must be phone ids below {num_phones}"
+            )
         # frames lie wholly inside the audio: |frames * 10 ms - duration| <= 25 ms (400 samples)
         if utt in durations and abs(len(ids) * 0.01 - durations[utt]) > 0.025:
             raise ScpcError(
@@ -261,7 +261,9 @@ def _validate_trials(d: DataDir, utts: set[str]) -> None:
         for lineno, line in enumerate(f, 1):
             fields = line.split()
             if len(fields) != 3 or fields[2] not in ("target", "nontarget"):
-                raise ScpcError(f"{d.file('trials')}:{lineno}: expected 'enroll test target|nontarget'")
+                raise ScpcError(
+                    f"{d.file('trials')}:{lineno}: expected 'enroll test target|nontarget'"
+                )
             for utt in fields[:2]:
                 if utt not in utts:
                     raise ScpcError(f"{d.file('trials')}:{lineno}: {utt} not in utt2spk")
@@ -298,7 +300,9 @@ def _filter_lines(src: Path, dest: Path, keep: Callable[[list[str]], bool], head
     with atomic_write(dest) as out:
         for i, line in enumerate(lines):
             fields = line.split()
-            if (header and i == 0 and fields and fields[0].startswith("#")) or (fields and keep(fields)):
+            if (header and i == 0 and fields and fields[0].startswith("#")) or (
+                fields and keep(fields)
+            ):
                 out.write(line)
 
 
@@ -307,17 +311,25 @@ def copy_filtered(src: str | os.PathLike, dest: str | os.PathLike, utts: Iterabl
     s, t = DataDir(src), DataDir(dest)
     keep = set(utts)
     t.path.mkdir(parents=True, exist_ok=True)
-    utt2spk = OrderedDict((u, v) for u, v in s.table("utt2spk", check_sorted=False).items() if u in keep)
+    utt2spk = OrderedDict(
+        (u, v) for u, v in s.table("utt2spk", check_sorted=False).items() if u in keep
+    )
     if not utt2spk:
         raise ScpcError(f"{t.path}: no utterances left to write")
     for name in UTT_TABLES + PARTIAL_UTT_TABLES:
         if s.has(name):
-            write_table(t.file(name), {u: v for u, v in s.table(name, check_sorted=False).items() if u in keep})
+            write_table(
+                t.file(name),
+                {u: v for u, v in s.table(name, check_sorted=False).items() if u in keep},
+            )
     speakers = set(utt2spk.values())
     write_table(t.file("spk2utt"), utt2spk_to_spk2utt(utt2spk))
     for name in SPK_TABLES:
         if s.has(name):
-            write_table(t.file(name), {k: v for k, v in s.table(name, check_sorted=False).items() if k in speakers})
+            write_table(
+                t.file(name),
+                {k: v for k, v in s.table(name, check_sorted=False).items() if k in speakers},
+            )
     wav = s.table("wav.scp", check_sorted=False) if s.has("wav.scp") else None
     if s.has("segments"):
         segments = {u: v for u, v in s.table("segments", check_sorted=False).items() if u in keep}
@@ -333,7 +345,9 @@ def copy_filtered(src: str | os.PathLike, dest: str | os.PathLike, utts: Iterabl
     if s.has("abx.item"):
         _filter_lines(s.file("abx.item"), t.file("abx.item"), lambda f: f[0] in keep, header=True)
     if s.has("trials"):
-        _filter_lines(s.file("trials"), t.file("trials"), lambda f: f[0] in keep and f[1] in keep, False)
+        _filter_lines(
+            s.file("trials"), t.file("trials"), lambda f: f[0] in keep and f[1] in keep, False
+        )
 
 
 def fix(path: str | os.PathLike) -> tuple[int, int]:

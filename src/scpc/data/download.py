@@ -13,7 +13,6 @@ import hashlib
 import http.client
 import os
 import shutil
-import socket
 import sys
 import tarfile
 import time
@@ -66,8 +65,15 @@ def file_digest(path: Path, algorithm: str) -> str:
 def _progress(total: int | None, initial: int, desc: str) -> tqdm:
     tty = sys.stderr.isatty()
     return tqdm(
-        total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
-        mininterval=0.5 if tty else 30, file=sys.stderr, disable=os.environ.get("SCPC_QUIET") == "1",
+        total=total,
+        initial=initial,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=desc,
+        mininterval=0.5 if tty else 30,
+        file=sys.stderr,
+        disable=os.environ.get("SCPC_QUIET") == "1",
     )
 
 
@@ -96,12 +102,17 @@ def fetch(
         offset = part.stat().st_size if part.exists() else 0
         req_headers = dict(headers, **({"Range": f"bytes={offset}-"} if offset else {}))
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=req_headers), timeout=timeout) as resp:
+            with urllib.request.urlopen(
+                urllib.request.Request(url, headers=req_headers), timeout=timeout
+            ) as resp:
                 if offset and resp.status != 206:
                     offset = 0  # the server ignored the range: start again
                 length = resp.headers.get("Content-Length")
                 total = offset + int(length) if length is not None else None
-                with open(part, "ab" if offset else "wb") as f, _progress(total, offset, dest.name) as bar:
+                with (
+                    open(part, "ab" if offset else "wb") as f,
+                    _progress(total, offset, dest.name) as bar,
+                ):
                     while block := resp.read(CHUNK):
                         f.write(block)
                         bar.update(len(block))
@@ -113,11 +124,13 @@ def fetch(
             if e.code == 416 and offset:
                 break  # nothing left to fetch: the part file is already complete
             if e.code in (401, 403):
-                raise ScpcError(f"{url}: HTTP {e.code} {e.reason}: access denied (check credentials)") from None
+                raise ScpcError(
+                    f"{url}: HTTP {e.code} {e.reason}: access denied (check credentials)"
+                ) from None
             if e.code == 404:
                 raise ScpcError(f"{url}: HTTP 404: no such file (check the mirror)") from None
             reason = f"HTTP {e.code} {e.reason}"
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError) as e:
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as e:
             reason = str(getattr(e, "reason", e))
         except OSError as e:
             raise ScpcError(f"{part}: cannot write ({e.strerror})") from None
@@ -127,7 +140,10 @@ def fetch(
                 f"{url}: download failed after {retries} retries ({reason}); "
                 f"re-run to resume from {part.stat().st_size if part.exists() else 0} bytes"
             )
-        print(f"scpc-download: {dest.name}: {reason}; retrying ({failures}/{retries})", file=sys.stderr)
+        print(
+            f"scpc-download: {dest.name}: {reason}; retrying ({failures}/{retries})",
+            file=sys.stderr,
+        )
         time.sleep(retry_wait * failures)
     if algorithm != "-":
         got = file_digest(part, algorithm)

@@ -42,7 +42,9 @@ def prepare_part(src: str | os.PathLike, dest: str | os.PathLike) -> str:
             utt, _, words = line.partition(" ")
             m = UTT_ID.match(utt)
             if not m or m.group(1) != spk or m.group(2) != chapter:
-                raise ScpcError(f"{trans}:{lineno}: utterance id {utt!r} does not match {spk}/{chapter}")
+                raise ScpcError(
+                    f"{trans}:{lineno}: utterance id {utt!r} does not match {spk}/{chapter}"
+                )
             flac = trans.parent / f"{utt}.flac"
             if not flac.is_file():
                 raise ScpcError(f"{trans}:{lineno}: {flac} is missing")
@@ -106,7 +108,9 @@ def read_id_list(path: str | os.PathLike, strip_prefix: str = "lbi-") -> list[st
         raise ScpcError(f"{path}: no such file") from None
 
 
-def cpc_split(src: str | os.PathLike, train_list: str, val_list: str, train_dest: str, val_dest: str) -> tuple[str, str]:
+def cpc_split(
+    src: str | os.PathLike, train_list: str, val_list: str, train_dest: str, val_dest: str
+) -> tuple[str, str]:
     """The CPC paper's train/validation split of train-clean-100 as two subsets of ``src``.
 
     With ``train_list`` "-", training gets every utterance of ``src`` outside the validation
@@ -114,11 +118,15 @@ def cpc_split(src: str | os.PathLike, train_list: str, val_list: str, train_dest
     """
     utts = dd.DataDir(src).utts()
     val = read_id_list(val_list)
-    train = [u for u in utts if u not in set(val)] if train_list == "-" else read_id_list(train_list)
+    train = (
+        [u for u in utts if u not in set(val)] if train_list == "-" else read_id_list(train_list)
+    )
     for list_file, ids in ((train_list, train), (val_list, val)):
         missing = [u for u in ids if u not in set(utts)]
         if missing:
-            raise ScpcError(f"{list_file}: {len(missing)} utterances are not in {src} (first: {missing[0]})")
+            raise ScpcError(
+                f"{list_file}: {len(missing)} utterances are not in {src} (first: {missing[0]})"
+            )
     dd.copy_filtered(src, train_dest, train)
     dd.copy_filtered(src, val_dest, val)
     return dd.validate(train_dest), dd.validate(val_dest)

@@ -69,7 +69,12 @@ def build_speech_commands(corpus: Path, dest: Path) -> None:
         x, sr = sf.read(noises[k % len(noises)], dtype="int16")
         start = (k // len(noises)) * sr + sr // 4
         (test_root / "_silence_").mkdir(parents=True, exist_ok=True)
-        sf.write(test_root / "_silence_" / f"silence_{k:04d}.wav", x[start : start + sr], sr, subtype="PCM_16")
+        sf.write(
+            test_root / "_silence_" / f"silence_{k:04d}.wav",
+            x[start : start + sr],
+            sr,
+            subtype="PCM_16",
+        )
 
 
 def build_voxceleb1(corpus: Path, dest: Path) -> None:
@@ -92,11 +97,17 @@ def build_voxceleb1(corpus: Path, dest: Path) -> None:
             continue
         fields = [f.strip() for f in line.split("|")]
         genders[fields[0]] = fields[1].lower()
-    test_ids = {line.split()[i].split("/")[0] for line in (src / "veri_test.txt").read_text().splitlines() for i in (1, 2)}
+    test_ids = {
+        line.split()[i].split("/")[0]
+        for line in (src / "veri_test.txt").read_text().splitlines()
+        for i in (1, 2)
+    }
     with open(root / "vox1_meta.csv", "w") as f:
         f.write("VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet\n")
         for vid, spk in sorted(speakers.items()):
-            f.write(f"{vid}\tspeaker_{spk}\t{genders[spk]}\tsynthetic\t{'test' if vid in test_ids else 'dev'}\n")
+            f.write(
+                f"{vid}\tspeaker_{spk}\t{genders[spk]}\tsynthetic\t{'test' if vid in test_ids else 'dev'}\n"
+            )
 
 
 def build_layouts(corpus: str | os.PathLike, dest: str | os.PathLike) -> None:

@@ -30,10 +30,23 @@ def _clip(root: Path, rel: str) -> tuple[str, str, dict[str, str]]:
     spk, n = m.groups()
     prefix = name[: m.start()].rstrip("_")
     utt = f"{spk}-{word}-{prefix + '-' if prefix else ''}{n}"
-    return utt, spk, {"wav.scp": str(root / rel), "text": word if word != UNKNOWN else prefix, "utt2label": label(word)}
+    return (
+        utt,
+        spk,
+        {
+            "wav.scp": str(root / rel),
+            "text": word if word != UNKNOWN else prefix,
+            "utt2label": label(word),
+        },
+    )
 
 
-def _write(dest: Path, entries: dict[str, tuple[str, dict[str, str]]], segments: dict | None = None, recos: dict | None = None) -> str:
+def _write(
+    dest: Path,
+    entries: dict[str, tuple[str, dict[str, str]]],
+    segments: dict | None = None,
+    recos: dict | None = None,
+) -> str:
     if not entries:
         raise ScpcError(f"{dest}: no clips for this set")
     dest.mkdir(parents=True, exist_ok=True)
@@ -80,7 +93,9 @@ def _silence_windows(root: Path, offset: float, count: int) -> tuple[dict, dict,
     return entries, segments, recos
 
 
-def prepare(root: str | os.PathLike, dest: str | os.PathLike, test_root: str | os.PathLike | None = None) -> list[str]:
+def prepare(
+    root: str | os.PathLike, dest: str | os.PathLike, test_root: str | os.PathLike | None = None
+) -> list[str]:
     """``dest/{train,valid,test}`` from a v0.01 tree; the test set from ``test_root`` (the
     official test set, folders per label including _unknown_ and _silence_) when given,
     else from ``testing_list.txt``. Silence for train and valid is cut from the background
@@ -88,7 +103,9 @@ def prepare(root: str | os.PathLike, dest: str | os.PathLike, test_root: str | o
     root, dest = Path(root).resolve(), Path(dest)
     for name in ("validation_list.txt", "testing_list.txt"):
         if not (root / name).is_file():
-            raise ScpcError(f"{root / name}: no such file (is {root} a Speech Commands v0.01 tree?)")
+            raise ScpcError(
+                f"{root / name}: no such file (is {root} a Speech Commands v0.01 tree?)"
+            )
     held_out = {}
     for name, part in (("validation_list.txt", "valid"), ("testing_list.txt", "test")):
         for line in (root / name).read_text().split():
@@ -102,7 +119,9 @@ def prepare(root: str | os.PathLike, dest: str | os.PathLike, test_root: str | o
         sets[held_out.get(rel, "train")][utt] = (spk, entry)
     missing = [r for r in held_out if not (root / r).is_file()]
     if missing:
-        raise ScpcError(f"{root}: {len(missing)} clips in the lists are missing (first: {missing[0]})")
+        raise ScpcError(
+            f"{root}: {len(missing)} clips in the lists are missing (first: {missing[0]})"
+        )
     summaries = []
     for part, offset in (("train", 0.0), ("valid", 0.5)):
         entries = sets[part]

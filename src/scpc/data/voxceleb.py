@@ -50,7 +50,9 @@ def _write(dest: Path, rels: list[str], wav_root: Path, genders: dict[str, str])
         dd.write_table(dest / "spk2gender", {s: genders[s] for s in speakers})
 
 
-def prepare(root: str | os.PathLike, dest: str | os.PathLike, trials: str = "veri_test.txt") -> list[str]:
+def prepare(
+    root: str | os.PathLike, dest: str | os.PathLike, trials: str = "veri_test.txt"
+) -> list[str]:
     """From ``root`` with ``wav/``, ``iden_split.txt`` and a trial list, write ``dest/sid_{train,
     dev,test}``, ``dest/asv_train`` (speakers absent from the trials) and ``dest/asv_test``
     (utterances in the trials, with a Kaldi ``trials`` file)."""
@@ -64,7 +66,9 @@ def prepare(root: str | os.PathLike, dest: str | os.PathLike, trials: str = "ver
     for lineno, line in enumerate((root / "iden_split.txt").read_text().splitlines(), 1):
         fields = line.split()
         if len(fields) != 2 or fields[0] not in SID_SETS:
-            raise ScpcError(f"{root / 'iden_split.txt'}:{lineno}: expected '1|2|3 <spk>/<video>/<n>.wav'")
+            raise ScpcError(
+                f"{root / 'iden_split.txt'}:{lineno}: expected '1|2|3 <spk>/<video>/<n>.wav'"
+            )
         sid[SID_SETS[fields[0]]].append(fields[1])
     summaries = []
     for name, rels in sid.items():
@@ -87,6 +91,8 @@ def prepare(root: str | os.PathLike, dest: str | os.PathLike, trials: str = "ver
     _write(dest / "asv_test", test_rels, wav_root, genders)
     with open(dest / "asv_test" / "trials", "w") as f:
         for label, enroll, test in trial_rows:
-            f.write(f"{utt_id(enroll)} {utt_id(test)} {'target' if label == '1' else 'nontarget'}\n")
+            f.write(
+                f"{utt_id(enroll)} {utt_id(test)} {'target' if label == '1' else 'nontarget'}\n"
+            )
     summaries += [dd.validate(dest / n, text=False) for n in ("asv_train", "asv_test")]
     return summaries
