@@ -1,9 +1,11 @@
 """Download scripts against a loopback HTTP server: checksums, resume, corrupt and broken transfers."""
 
+import base64
 import hashlib
 import io
 import tarfile
 import threading
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -22,6 +24,8 @@ class Server(ThreadingHTTPServer):
         self.files: dict[str, bytes] = {}
         self.requests: list[tuple[str, str | None]] = []
         self.cut_first_response_at: int | None = None
+        self.protected: str = "/no-such-prefix"  # paths under it need the basic-auth header below
+        self.auth = "Basic " + base64.b64encode(b"alice:secret").decode()
 
     @property
     def url(self):
@@ -36,6 +40,9 @@ class Handler(BaseHTTPRequestHandler):
         srv: Server = self.server
         rng = self.headers.get("Range")
         srv.requests.append((self.path, rng))
+        if self.path.startswith(srv.protected) and self.headers.get("Authorization") != srv.auth:
+            self.send_error(401)
+            return
         if self.path not in srv.files:
             self.send_error(404)
             return
@@ -223,3 +230,55 @@ def test_speech_commands_download_and_prep_on_mini_archives(server, tmp_path, mi
         assert (tmp_path / "data" / part / "utt2label").read_text() == (
             mini_data.parent / "mini_speech_commands" / part / "utt2label"
         ).read_text()
+
+
+def test_voxceleb1_download_joins_the_dev_parts_and_prepares(server, tmp_path, mini_data):
+    """VoxCeleb1's dev zip comes in four pieces behind credentials; metadata is public."""
+    vox = mini_data / "local" / "voxceleb1"
+    test_speakers = {
+        line.split()[1].split("/")[0] for line in (vox / "veri_test.txt").read_text().splitlines()
+    }
+    zips = {}
+    for name, keep in (
+        ("dev", lambda s: s not in test_speakers),
+        ("test", lambda s: s in test_speakers),
+    ):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            for wav in sorted((vox / "wav").rglob("*.wav")):
+                if keep(wav.parent.parent.name):
+                    z.write(wav, str(wav.relative_to(vox)))
+        zips[name] = buf.getvalue()
+    quarter = -(-len(zips["dev"]) // 4)
+    lines = []
+    for i, suffix in enumerate("abcd"):
+        piece = zips["dev"][i * quarter : (i + 1) * quarter]
+        server.files[f"/vox1a/vox1_dev_wav_parta{suffix}"] = piece
+        lines.append(
+            f"vox1_dev_wav_parta{suffix} {{mirror}}/vox1a/vox1_dev_wav_parta{suffix} sha256 {hashlib.sha256(piece).hexdigest()}"
+        )
+    server.files["/vox1a/vox1_test_wav.zip"] = zips["test"]
+    lines.append(
+        f"vox1_test_wav.zip {{mirror}}/vox1a/vox1_test_wav.zip sha256 {hashlib.sha256(zips['test']).hexdigest()}"
+    )
+    for meta in ("iden_split.txt", "veri_test.txt", "vox1_meta.csv"):
+        server.files[f"/meta/{meta}"] = (vox / meta).read_bytes()
+        lines.append(f"{meta} {{mirror}}/meta/{meta} - -")
+    server.files["/meta/veri_test2.txt"] = (vox / "veri_test.txt").read_bytes()
+    lines.append("veri_test2.txt {mirror}/meta/veri_test2.txt - -")
+    (tmp_path / "vox.txt").write_text("\n".join(lines) + "\n")
+    server.protected = "/vox1a/"
+    script = ROOT / "local" / "download_voxceleb1.sh"
+    args = ("--mirror", server.url, "--manifest", tmp_path / "vox.txt", "--retry-wait", "0")
+    proc = run_script(script, *args, tmp_path / "vox", check=False)
+    assert proc.returncode == 1 and "needs credentials" in proc.stderr
+    proc = run_script(
+        script, *args, "--user", "mallory", "--password", "x", tmp_path / "vox", check=False
+    )
+    assert proc.returncode == 1 and "HTTP 401" in proc.stderr and "check credentials" in proc.stderr
+    run_script(script, *args, "--user", "alice", "--password", "secret", tmp_path / "vox")
+    assert not list((tmp_path / "vox").glob("vox1_dev_wav_part*"))
+    run_script(ROOT / "local" / "voxceleb1_data_prep.sh", tmp_path / "vox", tmp_path / "data")
+    for name in ("sid_train", "sid_test", "asv_train", "asv_test"):
+        ours = dd.read_table(tmp_path / "data" / name / "utt2dur")
+        assert ours == dd.read_table(mini_data.parent / "mini_voxceleb1" / name / "utt2dur")
