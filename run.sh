@@ -14,6 +14,7 @@ corpus=mini        # mini or librispeech
 libri_dir=         # an existing LibriSpeech directory (with dev-clean/ ...); empty: download
 train_part=100     # LibriSpeech training hours: 100, 460 or 960
 nj=2               # parallel jobs
+datadir=data       # where data dirs (and downloads) go
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$0: unexpected argument '$1' (see --help)" >&2; exit 1; }
 
@@ -21,9 +22,9 @@ utils/setup_venv.sh
 . ./path.sh
 
 case $corpus in
-  mini) data=data/mini; train_set=$data/train; valid_set=$data/dev ;;
+  mini) data=$datadir/mini; train_set=$data/train; valid_set=$data/dev ;;
   librispeech)
-    data=data/librispeech
+    data=$datadir/librispeech
     case $train_part in
       100) train_parts="train-clean-100" ;;
       460) train_parts="train-clean-100 train-clean-360" ;;

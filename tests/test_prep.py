@@ -124,3 +124,45 @@ def test_run_sh_stage_0_prepares_mini_corpus_and_reports(tmp_path):
     assert "Stage 0: data preparation (mini)" in proc.stdout
     assert "training set data/mini/train" in proc.stdout
     assert dd.validate(ROOT / "data" / "mini" / "train")
+
+
+def test_run_sh_prepares_librispeech_with_the_cpc_split(tmp_path):
+    """Stage 0 on a LibriSpeech tree (mini parts under LibriSpeech names) and seeded CPC lists."""
+    libri = tmp_path / "LibriSpeech"
+    mini = ROOT / "corpus" / "mini" / "LibriSpeech"
+    libri.mkdir()
+    for name, part in (
+        ("dev-clean", "dev"),
+        ("dev-other", "dev"),
+        ("test-clean", "test"),
+        ("test-other", "test"),
+        ("train-clean-100", "train"),
+    ):
+        (libri / name).symlink_to(mini / part)
+    (libri / "SPEAKERS.TXT").symlink_to(mini / "SPEAKERS.TXT")
+    utts = sorted(p.stem for p in (mini / "train").rglob("*.flac"))
+    lists = tmp_path / "data" / "librispeech" / "lists"
+    lists.mkdir(parents=True)
+    for name, ids in (
+        ("train_clean_100_train_subset.txt", utts[:180]),
+        ("train_clean_100_test_subset.txt", utts[180:]),
+    ):
+        (lists / name).write_text("".join(f"lbi-{u}\n" for u in ids))
+        (lists / f".{name}.complete").write_text("seeded by the test\n")  # nothing to download
+    proc = run_script(
+        ROOT / "run.sh",
+        "--corpus",
+        "librispeech",
+        "--libri-dir",
+        libri,
+        "--datadir",
+        tmp_path / "data",
+        "--stop-stage",
+        "0",
+    )
+    data = tmp_path / "data" / "librispeech"
+    assert dd.DataDir(data / "train_100_cpc_train").utts() == utts[:180]
+    assert dd.DataDir(data / "train_clean_100_cpc_val").utts() == utts[180:]
+    for part in ("dev_clean", "dev_other", "test_clean", "test_other"):
+        assert dd.validate(data / part)
+    assert "train_100_cpc_train" in proc.stdout
