@@ -130,7 +130,12 @@ def fetch(
             if e.code == 404:
                 raise ScpcError(f"{url}: HTTP 404: no such file (check the mirror)") from None
             reason = f"HTTP {e.code} {e.reason}"
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as e:
+        except (
+            urllib.error.URLError,
+            http.client.HTTPException,
+            ConnectionError,
+            TimeoutError,
+        ) as e:
             reason = str(getattr(e, "reason", e))
         except OSError as e:
             raise ScpcError(f"{part}: cannot write ({e.strerror})") from None

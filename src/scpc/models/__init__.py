@@ -1,0 +1,29 @@
+"""Encoders (latent and context networks), their registry and JSON (de)serialisation."""
+
+from scpc.models.encoders import (
+    CausalConvEncoder,
+    CausalSelfAttentionEncoder,
+    ConvEncoder,
+    Encoder,
+    EncoderOutput,
+    EncoderSequence,
+    FeedForwardEncoder,
+    IdentityEncoder,
+    RecurrentEncoder,
+    SelfAttentionEncoder,
+    encoder_from_json,
+)
+
+__all__ = [
+    "CausalConvEncoder",
+    "CausalSelfAttentionEncoder",
+    "ConvEncoder",
+    "Encoder",
+    "EncoderOutput",
+    "EncoderSequence",
+    "FeedForwardEncoder",
+    "IdentityEncoder",
+    "RecurrentEncoder",
+    "SelfAttentionEncoder",
+    "encoder_from_json",
+]

@@ -1,0 +1,419 @@
+"""Encoders over padded batches ``(N, T, C)`` with lengths ``(N,)``.
+
+Every encoder returns its output, the output lengths, and the hidden states of all the
+layers it exposes for probing (all at its output frame rate, equal shapes); frames past a
+length are zero. ``downsampling_factor`` is the exact number of input frames per output
+frame. An encoder's constructor arguments are its JSON form, so a checkpoint can rebuild it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, NamedTuple
+
+import torch
+from torch import nn
+
+from scpc.errors import ScpcError
+
+_REGISTRY: dict[str, type[Encoder]] = {}
+
+
+class EncoderOutput(NamedTuple):
+    output: torch.Tensor  # (N, T', C')
+    lens: torch.Tensor  # (N,)
+    hidden_states: tuple[torch.Tensor, ...]  # exposed layers, each (N, T', C_l)
+
+
+def mask_padding(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """Zero the frames of ``x`` (N, T, C) at or past each length."""
+    keep = torch.arange(x.shape[1], device=x.device)[None, :] < lens[:, None]
+    return x * keep.unsqueeze(-1).to(x.dtype)
+
+
+class Encoder(nn.Module):
+    json_name: ClassVar[str]
+    input_size: int
+    output_size: int
+    downsampling_factor: int = 1
+
+    def __init_subclass__(cls, json_name: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if json_name is not None:
+            if json_name in _REGISTRY:
+                raise ValueError(f"encoder name {json_name!r} is registered twice")
+            cls.json_name = json_name
+            _REGISTRY[json_name] = cls
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__()
+        self.config = config
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.json_name, "args": self.config}
+
+    def forward(self, x: torch.Tensor, lens: torch.Tensor) -> EncoderOutput:
+        raise NotImplementedError
+
+
+def encoder_from_json(spec: dict[str, Any]) -> Encoder:
+    try:
+        cls = _REGISTRY[spec["name"]]
+    except KeyError:
+        raise ScpcError(
+            f"unknown encoder {spec.get('name')!r} (known: {', '.join(sorted(_REGISTRY))})"
+        ) from None
+    args = dict(spec.get("args", {}))
+    if cls is EncoderSequence:
+        return EncoderSequence(*(encoder_from_json(s) for s in args["encoders"]))
+    return cls(**args)
+
+
+class IdentityEncoder(Encoder, json_name="id"):
+    def __init__(self, input_size: int) -> None:
+        super().__init__(input_size=input_size)
+        self.input_size = self.output_size = input_size
+
+    def forward(self, x, lens):
+        x = mask_padding(x, lens)
+        return EncoderOutput(x, lens, (x,))
+
+
+NONLINEARITIES = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "none": nn.Identity}
+
+
+class FeedForwardEncoder(Encoder, json_name="ff"):
+    """Dropout, a linear map per frame, a nonlinearity."""
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int = 256,
+        nonlin: str = "relu",
+        bias: bool = True,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(
+            input_size=input_size,
+            output_size=output_size,
+            nonlin=nonlin,
+            bias=bias,
+            dropout=dropout,
+        )
+        self.input_size, self.output_size = input_size, output_size
+        self.net = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(input_size, output_size, bias), NONLINEARITIES[nonlin]()
+        )
+
+    def forward(self, x, lens):
+        y = mask_padding(self.net(x), lens)
+        return EncoderOutput(y, lens, (y,))
+
+
+class ChannelNorm(nn.Module):
+    """Per-frame normalisation over channels, with a learned scale and shift (CPC's)."""
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x, lens):  # x: (N, C, T)
+        mean = x.mean(1, keepdim=True)
+        var = x.var(1, keepdim=True, unbiased=False)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight[:, None] + self.bias[:, None]
+
+
+class MaskedInstanceNorm(nn.Module):
+    """Per-utterance normalisation over time of each channel, counting only real frames."""
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x, lens):  # x: (N, C, T)
+        keep = (
+            (torch.arange(x.shape[2], device=x.device)[None] < lens[:, None])
+            .unsqueeze(1)
+            .to(x.dtype)
+        )
+        count = keep.sum(2, keepdim=True).clamp(min=1)
+        mean = (x * keep).sum(2, keepdim=True) / count
+        var = (((x - mean) * keep) ** 2).sum(2, keepdim=True) / count
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight[:, None] + self.bias[:, None]
+
+
+class _BatchNorm(nn.BatchNorm1d):
+    def forward(self, x, lens):  # statistics in training include padding frames, which are zero
+        return super().forward(x)
+
+
+class _NoNorm(nn.Identity):
+    def forward(self, x, lens):
+        return x
+
+
+NORMS = {
+    "none": lambda c: _NoNorm(),
+    "batch": _BatchNorm,
+    "channel": ChannelNorm,
+    "instance": MaskedInstanceNorm,
+}
+
+
+class ConvEncoder(Encoder, json_name="conv"):
+    """CPC's waveform encoder: five 1-D convolutions, 160 samples (10 ms) per output frame,
+    receptive field 465 samples; norm then ReLU after each; padding zeroed after each."""
+
+    KERNELS, STRIDES, PADDINGS = (10, 8, 4, 4, 4), (5, 4, 2, 2, 2), (3, 2, 1, 1, 1)
+
+    def __init__(
+        self, input_size: int = 1, output_size: int = 512, norm: str = "none", dropout: float = 0.0
+    ) -> None:
+        super().__init__(input_size=input_size, output_size=output_size, norm=norm, dropout=dropout)
+        if norm not in NORMS:
+            raise ScpcError(f"conv encoder: unknown norm {norm!r} (one of {', '.join(NORMS)})")
+        self.input_size, self.output_size = input_size, output_size
+        self.downsampling_factor = math.prod(self.STRIDES)
+        self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        for i, (k, s, p) in enumerate(zip(self.KERNELS, self.STRIDES, self.PADDINGS)):
+            self.convs.append(
+                nn.Conv1d(input_size if i == 0 else output_size, output_size, k, s, p)
+            )
+            self.norms.append(NORMS[norm](output_size))
+        self.dropout = nn.Dropout(dropout)
+
+    def output_lens(self, lens: torch.Tensor) -> torch.Tensor:
+        for k, s, p in zip(self.KERNELS, self.STRIDES, self.PADDINGS):
+            lens = torch.div(lens + 2 * p - k, s, rounding_mode="floor") + 1
+        return lens.clamp(min=0)
+
+    def forward(self, x, lens):
+        x = mask_padding(x, lens).transpose(1, 2)
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            if i:
+                x = self.dropout(x)
+            x = conv(x)
+            lens = (
+                torch.div(
+                    lens + 2 * conv.padding[0] - conv.kernel_size[0],
+                    conv.stride[0],
+                    rounding_mode="floor",
+                )
+                + 1
+            )
+            x = torch.relu(norm(x, lens))
+            x = x * (torch.arange(x.shape[2], device=x.device)[None] < lens[:, None]).unsqueeze(
+                1
+            ).to(x.dtype)
+        y = x.transpose(1, 2)
+        return EncoderOutput(y, lens, (y,))
+
+
+class RecurrentEncoder(Encoder, json_name="recur"):
+    """Unidirectional LSTM/GRU/RNN layers over packed sequences; each layer is exposed."""
+
+    CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int = 256,
+        num_layers: int = 1,
+        cell: str = "gru",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(
+            input_size=input_size,
+            output_size=output_size,
+            num_layers=num_layers,
+            cell=cell,
+            dropout=dropout,
+        )
+        if cell not in self.CELLS:
+            raise ScpcError(
+                f"recurrent encoder: unknown cell {cell!r} (one of {', '.join(self.CELLS)})"
+            )
+        self.input_size, self.output_size = input_size, output_size
+        self.layers = nn.ModuleList(
+            self.CELLS[cell](input_size if i == 0 else output_size, output_size, batch_first=True)
+            for i in range(num_layers)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x, lens):
+        states = []
+        total = x.shape[1]
+        for i, rnn in enumerate(self.layers):
+            if i:
+                x = self.dropout(x)
+            packed = nn.utils.rnn.pack_padded_sequence(
+                x, lens.cpu().clamp(min=1), batch_first=True, enforce_sorted=False
+            )
+            x, _ = rnn(packed)
+            x, _ = nn.utils.rnn.pad_packed_sequence(x, batch_first=True, total_length=total)
+            x = mask_padding(x, lens)
+            states.append(x)
+        return EncoderOutput(x, lens, tuple(states))
+
+
+class _Attention(Encoder):
+    """Transformer layers (post-norm, as torch's) with a final LayerNorm; each layer exposed.
+
+    ``max_width`` limits each frame's attention to itself and the ``max_width - 1`` frames
+    before it (causal) or on each side (non-causal). ``position`` "alibi" adds a per-head bias
+    linear in the distance (relative, so a frame's output does not depend on where the
+    chunk starts); "none" uses no positional information.
+    """
+
+    causal: ClassVar[bool]
+
+    def __init__(
+        self,
+        input_size: int,
+        num_layers: int = 1,
+        num_heads: int = 8,
+        dim_feedforward: int = 2048,
+        max_width: int | None = None,
+        position: str = "none",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(
+            input_size=input_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            dim_feedforward=dim_feedforward,
+            max_width=max_width,
+            position=position,
+            dropout=dropout,
+        )
+        if position not in ("none", "alibi"):
+            raise ScpcError(
+                f"attention encoder: unknown position scheme {position!r} (none or alibi)"
+            )
+        if max_width is not None and max_width < 1:
+            raise ScpcError(f"attention encoder: max_width must be at least 1, got {max_width}")
+        self.input_size = self.output_size = input_size
+        self.num_heads, self.max_width, self.position = num_heads, max_width, position
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                input_size, num_heads, dim_feedforward, dropout, batch_first=True
+            )
+            for _ in range(num_layers)
+        )
+        self.norm = nn.LayerNorm(input_size)
+        # ALiBi's head slopes: a geometric sequence 2^(-8 h / H)
+        self.register_buffer(
+            "slopes",
+            torch.tensor([2 ** (-8 * (h + 1) / num_heads) for h in range(num_heads)]),
+            persistent=False,
+        )
+
+    def attention_bias(self, lens: torch.Tensor, total: int) -> torch.Tensor:
+        """Additive mask (N * heads, T, T): -inf where a query may not look."""
+        q = torch.arange(total, device=lens.device)[:, None]
+        k = torch.arange(total, device=lens.device)[None, :]
+        allowed = torch.ones(total, total, dtype=torch.bool, device=lens.device)
+        if self.causal:
+            allowed &= k <= q
+        if self.max_width is not None:
+            allowed &= (q - k).abs() < self.max_width
+        allowed = allowed[None] & (k[None] < lens[:, None, None])  # no padded keys
+        allowed |= torch.eye(total, dtype=torch.bool, device=lens.device)[None]  # no empty rows
+        bias = torch.zeros(allowed.shape, device=lens.device).masked_fill(~allowed, float("-inf"))
+        bias = bias.repeat_interleave(self.num_heads, 0)
+        if self.position == "alibi":
+            distance = -(q - k).abs().float()
+            bias = bias + (self.slopes[:, None, None] * distance).repeat(len(lens), 1, 1)
+        return bias
+
+    def forward(self, x, lens):
+        bias = self.attention_bias(lens, x.shape[1]).to(x.dtype)
+        x = mask_padding(x, lens)
+        states = []
+        for i, layer in enumerate(self.layers):
+            x = layer(x, src_mask=bias)
+            if i == len(self.layers) - 1:
+                x = self.norm(x)
+            x = mask_padding(x, lens)
+            states.append(x)
+        return EncoderOutput(x, lens, tuple(states))
+
+
+class CausalSelfAttentionEncoder(_Attention, json_name="csa"):
+    causal = True
+
+
+class SelfAttentionEncoder(_Attention, json_name="sa"):
+    causal = False
+
+
+class CausalConvEncoder(Encoder, json_name="cconv"):
+    """Stride-1 convolutions padded on the left only: frame t sees frames t-(K-1)L ... t."""
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int = 512,
+        num_layers: int = 1,
+        kernel_size: int = 8,
+        nonlin: str = "relu",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(
+            input_size=input_size,
+            output_size=output_size,
+            num_layers=num_layers,
+            kernel_size=kernel_size,
+            nonlin=nonlin,
+            dropout=dropout,
+        )
+        self.input_size, self.output_size, self.kernel_size = input_size, output_size, kernel_size
+        self.convs = nn.ModuleList(
+            nn.Conv1d(input_size if i == 0 else output_size, output_size, kernel_size)
+            for i in range(num_layers)
+        )
+        self.nonlin = NONLINEARITIES[nonlin]()
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x, lens):
+        x = mask_padding(x, lens).transpose(1, 2)
+        states = []
+        for conv in self.convs:
+            x = self.dropout(self.nonlin(conv(nn.functional.pad(x, (self.kernel_size - 1, 0)))))
+            states.append(mask_padding(x.transpose(1, 2), lens))
+        return EncoderOutput(states[-1], lens, tuple(states))
+
+
+class EncoderSequence(Encoder, json_name="seq"):
+    """Encoders applied in turn (a latent encoder, then a context encoder); exposes the
+    hidden states of every member that runs at the final frame rate."""
+
+    def __init__(self, *encoders: Encoder) -> None:
+        super().__init__()
+        if not encoders:
+            raise ScpcError("an encoder sequence needs at least one encoder")
+        for a, b in zip(encoders, encoders[1:]):
+            if a.output_size != b.input_size:
+                raise ScpcError(
+                    f"{a.json_name} outputs {a.output_size} channels but {b.json_name} takes {b.input_size}"
+                )
+        self.encoders = nn.ModuleList(encoders)
+        self.input_size, self.output_size = encoders[0].input_size, encoders[-1].output_size
+        self.downsampling_factor = math.prod(e.downsampling_factor for e in encoders)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.json_name, "args": {"encoders": [e.to_json() for e in self.encoders]}}
+
+    def forward(self, x, lens):
+        states: list[torch.Tensor] = []
+        for e in self.encoders:
+            x, lens, hidden = e(x, lens)
+            if e.downsampling_factor != 1:
+                states = []  # earlier layers run at a finer frame rate
+            states.extend(hidden)
+        return EncoderOutput(x, lens, tuple(states))
