@@ -31,6 +31,11 @@ def mask_padding(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
     return x * keep.unsqueeze(-1).to(x.dtype)
 
 
+def constructor_args(scope: dict[str, Any]) -> dict[str, Any]:
+    """A constructor's arguments, from its ``locals()`` taken before anything else is bound."""
+    return {k: v for k, v in scope.items() if k not in ("self", "__class__")}
+
+
 class Encoder(nn.Module):
     json_name: ClassVar[str]
     input_size: int
@@ -71,7 +76,7 @@ def encoder_from_json(spec: dict[str, Any]) -> Encoder:
 
 class IdentityEncoder(Encoder, json_name="id"):
     def __init__(self, input_size: int) -> None:
-        super().__init__(input_size=input_size)
+        super().__init__(**constructor_args(locals()))
         self.input_size = self.output_size = input_size
 
     def forward(self, x, lens):
@@ -93,13 +98,7 @@ class FeedForwardEncoder(Encoder, json_name="ff"):
         bias: bool = True,
         dropout: float = 0.0,
     ) -> None:
-        super().__init__(
-            input_size=input_size,
-            output_size=output_size,
-            nonlin=nonlin,
-            bias=bias,
-            dropout=dropout,
-        )
+        super().__init__(**constructor_args(locals()))
         self.input_size, self.output_size = input_size, output_size
         self.net = nn.Sequential(
             nn.Dropout(dropout), nn.Linear(input_size, output_size, bias), NONLINEARITIES[nonlin]()
@@ -173,7 +172,7 @@ class ConvEncoder(Encoder, json_name="conv"):
     def __init__(
         self, input_size: int = 1, output_size: int = 512, norm: str = "none", dropout: float = 0.0
     ) -> None:
-        super().__init__(input_size=input_size, output_size=output_size, norm=norm, dropout=dropout)
+        super().__init__(**constructor_args(locals()))
         if norm not in NORMS:
             raise ScpcError(f"conv encoder: unknown norm {norm!r} (one of {', '.join(NORMS)})")
         self.input_size, self.output_size = input_size, output_size
@@ -227,13 +226,7 @@ class RecurrentEncoder(Encoder, json_name="recur"):
         cell: str = "gru",
         dropout: float = 0.0,
     ) -> None:
-        super().__init__(
-            input_size=input_size,
-            output_size=output_size,
-            num_layers=num_layers,
-            cell=cell,
-            dropout=dropout,
-        )
+        super().__init__(**constructor_args(locals()))
         if cell not in self.CELLS:
             raise ScpcError(
                 f"recurrent encoder: unknown cell {cell!r} (one of {', '.join(self.CELLS)})"
@@ -282,15 +275,7 @@ class _Attention(Encoder):
         position: str = "none",
         dropout: float = 0.0,
     ) -> None:
-        super().__init__(
-            input_size=input_size,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            dim_feedforward=dim_feedforward,
-            max_width=max_width,
-            position=position,
-            dropout=dropout,
-        )
+        super().__init__(**constructor_args(locals()))
         if position not in ("none", "alibi"):
             raise ScpcError(
                 f"attention encoder: unknown position scheme {position!r} (none or alibi)"
@@ -364,14 +349,7 @@ class CausalConvEncoder(Encoder, json_name="cconv"):
         nonlin: str = "relu",
         dropout: float = 0.0,
     ) -> None:
-        super().__init__(
-            input_size=input_size,
-            output_size=output_size,
-            num_layers=num_layers,
-            kernel_size=kernel_size,
-            nonlin=nonlin,
-            dropout=dropout,
-        )
+        super().__init__(**constructor_args(locals()))
         self.input_size, self.output_size, self.kernel_size = input_size, output_size, kernel_size
         self.convs = nn.ModuleList(
             nn.Conv1d(input_size if i == 0 else output_size, output_size, kernel_size)
