@@ -294,7 +294,8 @@ def write_utt2dur(path: str | os.PathLike) -> int:
     return len(durations)
 
 
-def _filter_lines(src: Path, dest: Path, keep: Callable[[list[str]], bool], header: bool) -> None:
+def filter_lines(src: Path, dest: Path, keep: Callable[[list[str]], bool], header: bool) -> None:
+    """Copy the lines of src whose fields satisfy keep (and a leading # header) to dest."""
     with open(src, encoding="utf-8") as f:
         lines = f.readlines()
     with atomic_write(dest) as out:
@@ -343,9 +344,9 @@ def copy_filtered(src: str | os.PathLike, dest: str | os.PathLike, utts: Iterabl
         if s.has(name) and s.path.resolve() != t.path.resolve():
             shutil.copyfile(s.file(name), t.file(name))
     if s.has("abx.item"):
-        _filter_lines(s.file("abx.item"), t.file("abx.item"), lambda f: f[0] in keep, header=True)
+        filter_lines(s.file("abx.item"), t.file("abx.item"), lambda f: f[0] in keep, header=True)
     if s.has("trials"):
-        _filter_lines(
+        filter_lines(
             s.file("trials"), t.file("trials"), lambda f: f[0] in keep and f[1] in keep, False
         )
 

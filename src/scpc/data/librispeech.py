@@ -97,7 +97,7 @@ def attach_alignments(
     dd.write_table(d.file("ali.txt"), table)
     d.file("phones.txt").write_bytes(Path(phones).read_bytes())
     if items is not None:
-        dd._filter_lines(Path(items), d.file("abx.item"), lambda f: f[0] in utts, header=True)
+        dd.filter_lines(Path(items), d.file("abx.item"), lambda f: f[0] in utts, header=True)
     return dd.validate(dest)
 
 

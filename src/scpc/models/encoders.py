@@ -27,8 +27,12 @@ class EncoderOutput(NamedTuple):
 
 def mask_padding(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
     """Zero the frames of ``x`` (N, T, C) at or past each length."""
-    keep = torch.arange(x.shape[1], device=x.device)[None, :] < lens[:, None]
-    return x * keep.unsqueeze(-1).to(x.dtype)
+    return x * frame_mask(lens, x.shape[1]).unsqueeze(-1).to(x.dtype)
+
+
+def frame_mask(lens: torch.Tensor, total: int) -> torch.Tensor:
+    """(N, total) bool: True for the real (unpadded) frames of each utterance."""
+    return torch.arange(total, device=lens.device)[None] < lens[:, None]
 
 
 def constructor_args(scope: dict[str, Any]) -> dict[str, Any]:
@@ -109,8 +113,8 @@ class FeedForwardEncoder(Encoder, json_name="ff"):
         return EncoderOutput(y, lens, (y,))
 
 
-class ChannelNorm(nn.Module):
-    """Per-frame normalisation over channels, with a learned scale and shift (CPC's)."""
+class _AffineNorm(nn.Module):
+    """Normalisation of (N, C, T) followed by a learned per-channel scale and shift."""
 
     def __init__(self, channels: int, eps: float = 1e-5) -> None:
         super().__init__()
@@ -118,31 +122,29 @@ class ChannelNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
         self.eps = eps
 
-    def forward(self, x, lens):  # x: (N, C, T)
-        mean = x.mean(1, keepdim=True)
-        var = x.var(1, keepdim=True, unbiased=False)
+    def statistics(self, x: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, x, lens):
+        mean, var = self.statistics(x, lens)
         return (x - mean) / torch.sqrt(var + self.eps) * self.weight[:, None] + self.bias[:, None]
 
 
-class MaskedInstanceNorm(nn.Module):
+class ChannelNorm(_AffineNorm):
+    """Per-frame normalisation over channels (CPC's)."""
+
+    def statistics(self, x, lens):
+        return x.mean(1, keepdim=True), x.var(1, keepdim=True, unbiased=False)
+
+
+class MaskedInstanceNorm(_AffineNorm):
     """Per-utterance normalisation over time of each channel, counting only real frames."""
 
-    def __init__(self, channels: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x, lens):  # x: (N, C, T)
-        keep = (
-            (torch.arange(x.shape[2], device=x.device)[None] < lens[:, None])
-            .unsqueeze(1)
-            .to(x.dtype)
-        )
+    def statistics(self, x, lens):
+        keep = frame_mask(lens, x.shape[2]).unsqueeze(1).to(x.dtype)
         count = keep.sum(2, keepdim=True).clamp(min=1)
         mean = (x * keep).sum(2, keepdim=True) / count
-        var = (((x - mean) * keep) ** 2).sum(2, keepdim=True) / count
-        return (x - mean) / torch.sqrt(var + self.eps) * self.weight[:, None] + self.bias[:, None]
+        return mean, (((x - mean) * keep) ** 2).sum(2, keepdim=True) / count
 
 
 class _BatchNorm(nn.BatchNorm1d):
@@ -206,9 +208,7 @@ class ConvEncoder(Encoder, json_name="conv"):
                 + 1
             )
             x = torch.relu(norm(x, lens))
-            x = x * (torch.arange(x.shape[2], device=x.device)[None] < lens[:, None]).unsqueeze(
-                1
-            ).to(x.dtype)
+            x = x * frame_mask(lens, x.shape[2]).unsqueeze(1).to(x.dtype)
         y = x.transpose(1, 2)
         return EncoderOutput(y, lens, (y,))
 

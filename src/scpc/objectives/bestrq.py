@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from scpc.errors import ScpcError
+from scpc.models.encoders import frame_mask
 
 
 class BestRqOutput(NamedTuple):
@@ -36,7 +37,7 @@ def span_mask(
     counts = torch.nn.functional.conv1d(
         starts.float().unsqueeze(1), torch.ones(1, 1, width, device=lens.device), padding=width - 1
     )[:, 0, :total]
-    return (counts > 0) & (torch.arange(total, device=lens.device)[None] < lens[:, None])
+    return (counts > 0) & frame_mask(lens, total)
 
 
 class BestRqQuantizer(nn.Module):

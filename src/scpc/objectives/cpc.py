@@ -18,15 +18,12 @@ from torch import nn
 
 from scpc.errors import ScpcError
 from scpc.models import CausalSelfAttentionEncoder
+from scpc.models.encoders import frame_mask
 
 
 class CpcOutput(NamedTuple):
     loss: torch.Tensor
     accuracy: torch.Tensor  # fraction of terms whose positive outscores every negative
-
-
-def valid_mask(lens: torch.Tensor, total: int) -> torch.Tensor:
-    return torch.arange(total, device=lens.device)[None] < lens[:, None]
 
 
 def sample_negatives(
@@ -43,7 +40,7 @@ def sample_negatives(
     if (lens <= lo).any():
         raise ScpcError(f"an utterance has no frame past the offset {offset}")
     if mode == "batch":
-        mask = valid_mask(lens, total)
+        mask = frame_mask(lens, total)
         mask[:, :offset] = False
         pool = mask.flatten().nonzero().squeeze(1)
         pick = torch.randint(len(pool), (num,), generator=generator, device=lens.device)
@@ -145,13 +142,13 @@ class CpcLoss(nn.Module):
             )
         scores = torch.cat([s_pos.unsqueeze(-1), s_neg], -1)
         terms = torch.logsumexp(scores, -1) - s_pos  # (N, A, K')
-        anchor_ok = valid_mask(lens - self.K, A)
+        anchor_ok = frame_mask(lens - self.K, A)
         anchor_ok[:, : self.offset] = False
         w = anchor_ok.unsqueeze(-1).to(terms.dtype)
         per_utt = (terms * w).sum((1, 2)) / (w.sum((1, 2)) * len(steps))
         loss = per_utt.mean()
         if self.penalty:
-            mean_z = (z * valid_mask(lens, T).unsqueeze(-1)).sum(1) / lens[:, None]
+            mean_z = (z * frame_mask(lens, T).unsqueeze(-1)).sum(1) / lens[:, None]
             loss = loss + self.penalty * (mean_z**2).mean()
         correct = (s_pos.unsqueeze(-1) > s_neg).all(-1).to(terms.dtype)
         accuracy = (correct * w).sum() / (w.sum() * len(steps))
