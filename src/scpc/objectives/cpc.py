@@ -33,9 +33,14 @@ def sample_negatives(
     mode: str,
     offset: int = 0,
     generator: torch.Generator | None = None,
+    utt_seeds: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Indices of negative frames: (num,) flat indices into N*T for "batch", (N, num) frame
-    indices per utterance for "utterance"; only frames t with offset <= t < len."""
+    indices per utterance for "utterance"; only frames t with offset <= t < len.
+
+    With ``utt_seeds`` (N,), each utterance's "utterance" negatives come from its own seeded
+    generator, so they do not depend on which other utterances share the batch (how
+    data-parallel training draws the same negatives as one process)."""
     lo = torch.full_like(lens, offset)
     if (lens <= lo).any():
         raise ScpcError(f"an utterance has no frame past the offset {offset}")
@@ -46,7 +51,15 @@ def sample_negatives(
         pick = torch.randint(len(pool), (num,), generator=generator, device=lens.device)
         return pool[pick]
     if mode == "utterance":
-        u = torch.rand(len(lens), num, generator=generator, device=lens.device)
+        if utt_seeds is None:
+            u = torch.rand(len(lens), num, generator=generator, device=lens.device)
+        else:
+            u = torch.stack(
+                [
+                    torch.rand(num, generator=torch.Generator().manual_seed(int(s)))
+                    for s in utt_seeds
+                ]
+            ).to(lens.device)
         return (lo[:, None] + (u * (lens - lo)[:, None]).long()).clamp(max=(lens - 1)[:, None])
     raise ScpcError(f"unknown negative sampling {mode!r} (batch or utterance)")
 
@@ -96,7 +109,10 @@ class CpcLoss(nn.Module):
             raise ScpcError(f"unknown CPC predictor {predictor!r} (ff, recur or csa)")
         self.predictor_type = predictor
         self.dropout = nn.Dropout(prediction_dropout)
-        self.speakers = nn.Embedding(num_speakers, latent_size) if num_speakers else None
+        # speaker ids count from 1; 0 (a speaker unseen in training) adds nothing
+        self.speakers = (
+            nn.Embedding(num_speakers + 1, latent_size, padding_idx=0) if num_speakers else None
+        )
 
     def predictions(self, c: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         """(N, T, K', C) predictions of the future latents from every context frame."""
@@ -115,6 +131,7 @@ class CpcLoss(nn.Module):
         lens: torch.Tensor,
         speakers: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        utt_seeds: torch.Tensor | None = None,
     ) -> CpcOutput:
         N, T, C = z.shape
         if (lens <= self.offset + self.K).any():
@@ -132,7 +149,7 @@ class CpcLoss(nn.Module):
         idx = torch.arange(A, device=z.device)[:, None] + steps[None]
         pos = z[:, idx]
         s_pos = (preds * pos).sum(-1)  # (N, A, K')
-        neg = sample_negatives(lens, T, self.M, self.negatives, self.offset, generator)
+        neg = sample_negatives(lens, T, self.M, self.negatives, self.offset, generator, utt_seeds)
         if self.negatives == "batch":
             s_neg = preds @ z.reshape(N * T, C)[neg].T  # (N, A, K', M)
         else:

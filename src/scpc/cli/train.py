@@ -1,0 +1,44 @@
+"""scpc-train: pre-train a model from its frozen config on feature dirs.
+
+    scpc-train exp/cpc.small/version_0/model.yaml data/mini/raw/train data/mini/raw/dev
+
+Writes best.ckpt, last.ckpt, metrics.csv, curves.png and train.log next to model.yaml (or
+into --exp-dir). A run finds last.ckpt and continues exactly where it stopped. For several
+processes or GPUs: torchrun --nproc-per-node N $(which scpc-train) ...
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from scpc import config as cfg
+from scpc.cli.common import run
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="scpc-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("model_yaml", type=Path, help="frozen config (scpc-config freeze)")
+    ap.add_argument("train_dir", type=Path, help="training feature dir (feat/*.pt)")
+    ap.add_argument("val_dir", type=Path, help="validation feature dir")
+    ap.add_argument("--exp-dir", type=Path, help="output dir (default: model.yaml's dir)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    from scpc.train.loop import Trainer  # torch import after argument errors
+
+    config = cfg.load(args.model_yaml)
+    trainer = Trainer(
+        config,
+        args.train_dir,
+        args.val_dir,
+        args.exp_dir or args.model_yaml.parent,
+        quiet=args.quiet,
+    )
+    trainer.fit()
+    return 0
+
+
+def entry() -> None:
+    run(main)

@@ -1,0 +1,202 @@
+"""Model configs: the full default tree, overlays from conf/model.<name>.yaml, checking.
+
+The defaults below are the one source of truth; ``scpc-config defaults`` prints them.
+A frozen ``exp/<model>/version_N/model.yaml`` is this tree with the overlay applied and the
+front-end config (``conf/feats/<feat_type>.json``) copied in, so that the experiment keeps
+its meaning when ``conf/`` changes. Differences from the reference scpc are on purpose:
+training data are shuffled by default, runs are seeded, the CSA has a position option,
+BEST-RQ masks whole frames, and the optimiser has a schedule and clipping.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from typing import Any
+
+import yaml
+
+from scpc.errors import ScpcError
+
+Config = dict[str, Any]
+
+_ATTENTION = {
+    "num_layers": 1,
+    "num_heads": 8,
+    "dim_feedforward": 2048,
+    "max_width": None,  # frames a query may see (itself included); null: unbounded
+    "position": "none",  # none | alibi
+}
+
+DEFAULTS: Config = {
+    "name": "",
+    "system_description": "",
+    "feat_type": "raw",  # conf/feats/<feat_type>.json: raw | fbank-41 | fbank-80
+    "frontend": None,  # filled in from conf/feats/<feat_type>.json when the config is frozen
+    "train_part": "100",  # LibriSpeech hours (100 | 460 | 960); the recipe reads it
+    "latent_type": "conv",  # conv | ff | id
+    "context_type": "recur",  # recur | csa | sa | cconv | id
+    "conv": {"output_size": 512, "norm_type": "none"},  # norm: none | batch | channel | instance
+    "ff": {"output_size": 256, "nonlin_type": "relu", "bias": True},
+    "recur": {"output_size": 256, "num_layers": 1, "recurrent_type": "gru"},  # gru | lstm | rnn
+    "csa": dict(_ATTENTION),
+    "sa": dict(_ATTENTION),
+    "cconv": {"output_size": 512, "num_layers": 1, "kernel_size": 8, "nonlin_type": "relu"},
+    "training": {
+        "seed": 0,
+        "device": "auto",  # auto | cpu | cuda | cuda:N
+        "amp": "auto",  # auto (bf16 on a GPU that has it, else fp16; off on CPU) | bf16 | fp16 | off
+        "batch_size": 4,  # utterances per process and step (before chunking)
+        "shuffle": True,  # training order reshuffled every epoch (seeded)
+        "num_workers": 0,  # data loader processes per training process
+        "optimizer": "adam",  # adam | adamw | sgd
+        "learning_rate": 2.0e-4,
+        "weight_decay": 0.0,
+        "momentum": 0.9,  # sgd only
+        "warmup_steps": 0,  # linear warm-up from 0, in optimiser steps
+        "lr_decay": "none",  # none | linear | cosine | exponential, after warm-up
+        "decay_steps": None,  # steps over which the decay runs; null: until max_steps
+        "final_lr_ratio": 0.01,  # learning rate at the end of the decay, relative
+        "grad_clip_norm": None,  # clip the global gradient norm; null: no clipping
+        "accumulate_grad_batches": 1,
+        "dropout_prob": 0.0,  # latent, context and predictor dropout
+        "max_epochs": 200,
+        "max_steps": None,  # optimiser steps; null: no limit
+        "early_stopping_threshold": None,  # minimum val-loss improvement; null: no early stop
+        "early_stopping_patience": 10,  # epochs without such an improvement before stopping
+        "checkpoint_every_steps": 50,  # last.ckpt interval inside an epoch
+        "log_every_steps": 10,  # metrics.csv rows for training
+        "chunking": {
+            "policy": "fixed",  # fixed | none | ali
+            "window_type": "causal",  # causal | symmetric | future
+            "lobe_size": 20479,  # frames of the front-end's output (samples for raw)
+            "pad_mode": "valid",  # valid (drop windows past the end) | constant | replicate
+            "pad_constant": 0.0,
+            "max_chunks": 8,  # per step, chosen at random when there are more; null: all
+        },
+        "loss_type": "cpc",  # cpc | best-rq
+        "cpc_loss": {
+            "prediction_steps": 12,
+            "gutted_steps": 0,
+            "negative_samples": 128,
+            "negatives": "batch",  # batch (shared, fast) | utterance (from the anchor's own)
+            "offset": 0,
+            "prediction_type": "ff",  # ff | recur | csa
+            "prediction_width": None,  # csa predictor's attention width; null: unbounded
+            "prediction_dropout_prob": 0.0,
+            "averaging_penalty": 0.0,
+            "speaker_embedding": False,  # add a learned per-speaker vector to the latents
+        },
+        "best_rq_loss": {
+            "mask_prob": 0.01,
+            "mask_width": 40,
+            "noise_std": 0.1,
+            "codebook_size": 8192,
+            "codebook_dim": 16,
+            "quantizer_seed": 0,
+        },
+    },
+}
+
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "feat_type": ("raw", "fbank-41", "fbank-80"),
+    "latent_type": ("conv", "ff", "id"),
+    "context_type": ("recur", "csa", "sa", "cconv", "id"),
+    "conv.norm_type": ("none", "batch", "channel", "instance"),
+    "ff.nonlin_type": ("relu", "sigmoid", "tanh", "none"),
+    "cconv.nonlin_type": ("relu", "sigmoid", "tanh", "none"),
+    "recur.recurrent_type": ("gru", "lstm", "rnn"),
+    "csa.position": ("none", "alibi"),
+    "sa.position": ("none", "alibi"),
+    "training.amp": ("auto", "bf16", "fp16", "off"),
+    "training.optimizer": ("adam", "adamw", "sgd"),
+    "training.lr_decay": ("none", "linear", "cosine", "exponential"),
+    "training.chunking.policy": ("fixed", "none", "ali"),
+    "training.chunking.window_type": ("causal", "symmetric", "future"),
+    "training.chunking.pad_mode": ("valid", "constant", "replicate"),
+    "training.loss_type": ("cpc", "best-rq"),
+    "training.cpc_loss.negatives": ("batch", "utterance"),
+    "training.cpc_loss.prediction_type": ("ff", "recur", "csa"),
+}
+
+# keys whose value is free-form (not checked against the default's type)
+_FREE = {"frontend"}
+
+
+def defaults() -> Config:
+    return copy.deepcopy(DEFAULTS)
+
+
+def _check(value: Any, default: Any, key: str, source: str) -> Any:
+    if key in _FREE:
+        return value
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            raise ScpcError(f"{source}: {key} must be a mapping, not {value!r}")
+        return merge(default, value, source, key + ".")
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ScpcError(
+            f"{source}: {key} must be one of {', '.join(map(str, CHOICES[key]))}, not {value!r}"
+        )
+    if value is None or default is None:
+        return value
+    if isinstance(default, bool) != isinstance(value, bool):
+        raise ScpcError(f"{source}: {key} must be true or false, not {value!r}")
+    if isinstance(default, float) and isinstance(value, int):
+        return float(value)
+    if isinstance(default, str) and isinstance(value, (int, float)):
+        return str(value)  # train_part: 100 means "100"
+    if type(value) is not type(default) and not (
+        isinstance(default, int) and isinstance(value, float) and value.is_integer()
+    ):
+        raise ScpcError(f"{source}: {key} must be a {type(default).__name__}, not {value!r}")
+    return type(default)(value)
+
+
+def merge(base: Config, overlay: Config, source: str, prefix: str = "") -> Config:
+    """``base`` with ``overlay`` applied; an unknown key or a wrong type is an error naming
+    ``source`` and the dotted key."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        dotted = prefix + str(key)
+        if key not in base:
+            close = difflib.get_close_matches(str(key), [str(k) for k in base], 1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise ScpcError(f"{source}: unknown config key {dotted}{hint}")
+        out[key] = _check(value, base[key], dotted, source)
+    return out
+
+
+def read_yaml(path: str | os.PathLike) -> Config:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ScpcError(f"{path}: no such file") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ScpcError(f"{path}:{where} invalid YAML ({getattr(e, 'problem', e)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ScpcError(f"{path}: expected a mapping of config keys")
+    return data
+
+
+def load(path: str | os.PathLike) -> Config:
+    """A model config file checked and completed with the defaults."""
+    return merge(DEFAULTS, read_yaml(path), str(path))
+
+
+def dump(config: Config) -> str:
+    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+
+
+def diff(old: Config, new: Config, old_name: str, new_name: str) -> str:
+    return "".join(
+        difflib.unified_diff(
+            dump(old).splitlines(True), dump(new).splitlines(True), old_name, new_name
+        )
+    )

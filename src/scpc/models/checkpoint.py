@@ -1,0 +1,102 @@
+"""Self-describing inference checkpoints (``best.ckpt``).
+
+One file holds everything extraction needs: the encoder as JSON plus its weights, the
+front-end config (audio to features), the total downsampling factor (audio samples per output
+frame) and provenance (the frozen model.yaml, version, git commit). Loading needs only
+``scpc``: no recipe files, no training code, no absolute paths. Only plain types and tensors
+are stored, so ``torch.load(weights_only=True)`` reads it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from scpc.errors import ScpcError
+from scpc.io import atomic_path
+from scpc.models.encoders import Encoder, EncoderOutput, encoder_from_json
+
+FORMAT = "scpc-inference-1"
+
+
+def save_inference_checkpoint(
+    path: str | os.PathLike,
+    encoder: Encoder,
+    frontend_config: dict[str, Any],
+    provenance: dict[str, Any] | None = None,
+) -> None:
+    from scpc.frontend import frontend_from_config
+
+    frontend = frontend_from_config(frontend_config)
+    if frontend.feat_size != encoder.input_size:
+        raise ScpcError(
+            f"front-end gives {frontend.feat_size} features but the encoder takes {encoder.input_size}"
+        )
+    payload = {
+        "format": FORMAT,
+        "encoder": encoder.to_json(),
+        "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
+        "frontend": frontend_config,
+        "downsampling_factor": frontend.frame_shift * encoder.downsampling_factor,
+        "provenance": provenance or {},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+class InferenceModel(nn.Module):
+    """Front-end then encoder: audio (N, S) in [-1, 1] with lengths to representations."""
+
+    def __init__(
+        self, frontend: nn.Module, encoder: Encoder, provenance: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__()
+        self.frontend, self.encoder = frontend, encoder
+        self.provenance = provenance or {}
+
+    @property
+    def downsampling_factor(self) -> int:
+        return self.frontend.frame_shift * self.encoder.downsampling_factor
+
+    @property
+    def output_size(self) -> int:
+        return self.encoder.output_size
+
+    def forward(self, wav: torch.Tensor, lens: torch.Tensor) -> EncoderOutput:
+        feats, feat_lens = self.frontend(wav, lens)
+        return self.encoder(feats, feat_lens)
+
+
+def load_inference_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> InferenceModel:
+    from scpc.frontend import frontend_from_config
+
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise ScpcError(f"{path}: no such checkpoint") from None
+    except Exception as e:  # torch raises many kinds for truncated or foreign files
+        raise ScpcError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ScpcError(
+            f"{path}: not an scpc inference checkpoint (best.ckpt); last.ckpt holds training "
+            "state and is read by scpc-train only"
+        )
+    encoder = encoder_from_json(payload["encoder"])
+    try:
+        encoder.load_state_dict(payload["state_dict"])
+    except RuntimeError as e:
+        raise ScpcError(f"{path}: weights do not fit the stored architecture: {e}") from None
+    model = InferenceModel(
+        frontend_from_config(payload["frontend"]), encoder, payload.get("provenance", {})
+    )
+    if model.downsampling_factor != payload["downsampling_factor"]:
+        raise ScpcError(
+            f"{path}: stored downsampling factor {payload['downsampling_factor']} but the model "
+            f"has {model.downsampling_factor}"
+        )
+    return model.eval()

@@ -1,0 +1,484 @@
+"""The pre-training loop: plain PyTorch, resumable to the exact step, data-parallel by torchrun.
+
+Determinism: every micro-batch draws its randomness (chunk choice, negatives, masks,
+dropout) from seeds derived from (seed, epoch, batch), and the batch plan of an epoch is a
+function of (seed, epoch). ``last.ckpt`` is written only at optimiser-step boundaries, with
+the position in the epoch, so a run killed at any moment and started again repeats exactly
+the steps an uninterrupted run takes. Validation uses fixed seeds, so its loss is comparable
+across epochs. ``best.ckpt`` is the inference model at the lowest validation loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from scpc.config import Config, dump
+from scpc.data.batch_plan import epoch_plan, rank_slice
+from scpc.data.chunking import Chunking
+from scpc.data.featdir_dataset import FeatDirDataset, collate
+from scpc.errors import ScpcError
+from scpc.io import atomic_path
+from scpc.models.checkpoint import save_inference_checkpoint
+from scpc.train import distributed
+from scpc.train.metrics import MetricsLog, plot_curves
+from scpc.train.model import PretrainModel
+from scpc.train.schedule import make_optimizer, set_lr
+
+STATE_FORMAT = "scpc-train-state-1"
+
+
+def mix(*parts: object) -> int:
+    """A 63-bit seed from any tuple of values (stable across processes and runs)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+@dataclass
+class Progress:
+    epoch: int = 0
+    batch: int = 0  # next micro-batch of the epoch's plan
+    step: int = 0  # optimiser steps taken
+    best_val: float = float("inf")
+    bad_epochs: int = 0
+    stopped: bool = False
+    window: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "acc": 0.0, "n": 0.0})
+
+
+def feat_dir_frontend(path: Path) -> dict[str, Any] | None:
+    import json
+
+    f = path / "frontend.json"
+    if not f.is_file():
+        return None
+    with open(f) as fh:
+        return json.load(fh)
+
+
+def git_commit() -> str:
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True
+        )
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except OSError:
+        return ""
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: Config,
+        train_dir: str | os.PathLike,
+        val_dir: str | os.PathLike,
+        exp_dir: str | os.PathLike,
+        quiet: bool = False,
+    ) -> None:
+        self.config, self.t = config, config["training"]
+        self.exp = Path(exp_dir)
+        self.quiet = quiet or os.environ.get("SCPC_QUIET") == "1"
+        self.d = distributed.setup(self.t["device"])
+        torch.manual_seed(self.t["seed"])
+        ch = self.t["chunking"]
+        self.chunking = Chunking(
+            ch["policy"],
+            ch["window_type"],
+            ch["lobe_size"],
+            ch["pad_mode"],
+            ch["pad_constant"],
+            ch["max_chunks"],
+        )
+        with_ali = ch["policy"] == "ali"
+        self.train_ds = FeatDirDataset(train_dir, with_ali)
+        self.val_ds = FeatDirDataset(val_dir, with_ali)
+        self._check_frontend(Path(train_dir))
+        self._check_frontend(Path(val_dir))
+        if self.val_ds.feat_size != self.train_ds.feat_size:
+            raise ScpcError(
+                f"{val_dir}: {self.val_ds.feat_size} features per frame but {train_dir} has "
+                f"{self.train_ds.feat_size}"
+            )
+        speakers = sorted(set(self.train_ds.utt2spk.values()))
+        self.speaker_ids = {s: i + 1 for i, s in enumerate(speakers)}  # 0: unseen speaker
+        self.model = PretrainModel(config, self.train_ds.feat_size, len(speakers)).to(self.d.device)
+        if ch["policy"] == "fixed" and self.chunking.window < self.model.min_input_frames:
+            raise ScpcError(
+                f"chunking windows of {self.chunking.window} frames are shorter than the "
+                f"{self.model.min_input_frames} the loss needs"
+            )
+        self.optimizer = make_optimizer(self.model.parameters(), self.t)
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.amp_dtype == torch.float16 and self.d.device.type == "cuda"
+        )
+        self.ddp = (
+            DistributedDataParallel(
+                self.model, device_ids=[self.d.device] if self.d.device.type == "cuda" else None
+            )
+            if self.d.world_size > 1
+            else None
+        )
+        self.progress = Progress()
+        self.metrics = MetricsLog(self.exp / "metrics.csv")
+        self.plan_len = len(self._plan(0))
+        if self.plan_len == 0:
+            raise ScpcError(
+                f"{train_dir}: {len(self.train_ds)} utterances do not fill one batch of "
+                f"{self.t['batch_size']} x {self.d.world_size} processes"
+            )
+
+    # ----------------------------------------------------------------- set-up helpers
+    def _check_frontend(self, feat_dir: Path) -> None:
+        want, have = self.config.get("frontend"), feat_dir_frontend(feat_dir)
+        if want is not None and have is not None and want != have:
+            raise ScpcError(
+                f"{feat_dir}/frontend.json does not match the model's front-end "
+                f"({self.config['feat_type']}); recompute the features or use another version"
+            )
+        if want is None and have is None:
+            raise ScpcError(f"{feat_dir}: no frontend.json and the config names no front-end")
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        amp = self.t["amp"]
+        if amp == "off" or (amp == "auto" and self.d.device.type != "cuda"):
+            return None
+        if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
+            return torch.bfloat16
+        return torch.float16
+
+    def _plan(self, epoch: int) -> list[list[int]]:
+        return epoch_plan(
+            self.train_ds.lengths,
+            self.t["batch_size"],
+            self.d.world_size,
+            self.t["seed"],
+            epoch,
+            self.t["shuffle"],
+        )
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-self.plan_len // self.t["accumulate_grad_batches"])
+
+    @property
+    def total_steps(self) -> int | None:
+        by_epochs = self.steps_per_epoch * self.t["max_epochs"]
+        return min(by_epochs, self.t["max_steps"] or by_epochs)
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        p = self.progress
+        return {
+            "format": STATE_FORMAT,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "progress": {
+                "epoch": p.epoch,
+                "batch": p.batch,
+                "step": p.step,
+                "best_val": p.best_val,
+                "bad_epochs": p.bad_epochs,
+                "stopped": p.stopped,
+                "window": dict(p.window),
+            },
+            "config": dump(self.config),
+            "world_size": self.d.world_size,
+            "rng": torch.get_rng_state(),
+        }
+
+    def save_last(self) -> None:
+        if self.d.main:
+            with atomic_path(self.exp / "last.ckpt") as tmp:
+                torch.save(self.state_dict(), tmp)
+        distributed.barrier(self.d)
+
+    def restore(self) -> bool:
+        path = self.exp / "last.ckpt"
+        if not path.is_file():
+            return False
+        try:
+            state = torch.load(path, map_location=self.d.device, weights_only=True)
+        except Exception as e:
+            raise ScpcError(f"{path}: unreadable training state ({type(e).__name__})") from None
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ScpcError(f"{path}: not an scpc training state")
+        if state["config"] != dump(self.config):
+            raise ScpcError(
+                f"{path}: saved with a different model.yaml; move it away to start afresh"
+            )
+        if state["world_size"] != self.d.world_size:
+            raise ScpcError(
+                f"{path}: saved by {state['world_size']} processes, resumed with "
+                f"{self.d.world_size}; the batch plan would change"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        pr = state["progress"]
+        self.progress = Progress(
+            pr["epoch"],
+            pr["batch"],
+            pr["step"],
+            pr["best_val"],
+            pr["bad_epochs"],
+            pr["stopped"],
+            dict(pr["window"]),
+        )
+        torch.set_rng_state(state["rng"].cpu())
+        return True
+
+    def save_best(self, val_loss: float) -> None:
+        if not self.d.main:
+            return
+        provenance = {
+            "name": self.config["name"],
+            "version": self.exp.name,
+            "model_yaml": dump(self.config),
+            "git_commit": git_commit(),
+            "epoch": self.progress.epoch,
+            "step": self.progress.step,
+            "val_loss": val_loss,
+            "speakers": sorted(self.speaker_ids),
+        }
+        frontend = self.config.get("frontend") or feat_dir_frontend(self.train_ds.root)
+        save_inference_checkpoint(
+            self.exp / "best.ckpt", self.model.encoder(), frontend, provenance
+        )
+
+    # ----------------------------------------------------------------- one batch
+    def _batch(self, items, seed: int, ids_offset: int):
+        feats, lens, alis, ids = collate(items)
+        g = torch.Generator().manual_seed(seed)
+        chunks, chunk_lens, sources = self.chunking(
+            feats, lens, alis, g, self.model.min_input_frames
+        )
+        # a chunk's own seed depends on its utterance's place in the global batch and its
+        # ordinal among that utterance's chunks, not on which process holds it
+        ordinal = torch.zeros_like(sources)
+        for k in range(1, len(sources)):
+            ordinal[k] = ordinal[k - 1] + 1 if sources[k] == sources[k - 1] else 0
+        utt_seeds = torch.tensor(
+            [mix(seed, ids_offset + int(s), int(o)) for s, o in zip(sources, ordinal)],
+            dtype=torch.long,
+        )
+        spk = torch.tensor(
+            [
+                self.speaker_ids.get(
+                    self.train_ds.utt2spk.get(self.train_ds.uttids[int(ids[s])], ""), 0
+                )
+                for s in sources
+            ],
+            dtype=torch.long,
+        )
+        dev = self.d.device
+        return chunks.to(dev), chunk_lens.to(dev), spk.to(dev), g, utt_seeds, lens[sources]
+
+    def _forward(self, module, chunks, chunk_lens, spk, g, utt_seeds):
+        ctx = (
+            torch.autocast(self.d.device.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else contextlib.nullcontext()
+        )
+        with ctx:
+            if len(chunks) == 0:  # nothing long enough: a zero loss keeps processes in step
+                zero = sum(p.sum() for p in self.model.parameters()) * 0.0
+                return {"loss": zero, "accuracy": zero.detach()}
+            return module(chunks, chunk_lens, spk, g, utt_seeds)
+
+    # ----------------------------------------------------------------- validation
+    @torch.no_grad()
+    def validate(self) -> tuple[float, float]:
+        self.model.eval()
+        ds, size = self.val_ds, self.t["batch_size"]
+        order = sorted(range(len(ds)), key=lambda i: ds.lengths[i])
+        batches = [
+            order[i : i + size * self.d.world_size]
+            for i in range(0, len(order), size * self.d.world_size)
+        ]
+        total = correct = count = 0.0
+        for b, batch in enumerate(batches):
+            mine = batch[self.d.rank :: self.d.world_size]
+            if not mine:
+                continue
+            seed = mix(self.t["seed"], "valid", b)
+            torch.manual_seed(seed)
+            chunks, chunk_lens, spk, g, utt_seeds, _ = self._batch([ds[i] for i in mine], seed, 0)
+            if len(chunks) == 0:
+                continue
+            spk.zero_()  # validation speakers are not the training speakers
+            out = self._forward(self.model, chunks, chunk_lens, spk, g, utt_seeds)
+            total += float(out["loss"]) * len(chunks)
+            correct += float(out["accuracy"]) * len(chunks)
+            count += len(chunks)
+        total, correct, count = distributed.all_sum([total, correct, count], self.d)
+        self.model.train()
+        if count == 0:
+            raise ScpcError(f"{ds.root}: no validation utterance is long enough for the loss")
+        return total / count, correct / count
+
+    # ----------------------------------------------------------------- the loop
+    def log(self, message: str) -> None:
+        if self.d.main:
+            with open(self.exp / "train.log", "a") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+            if self.quiet:
+                print(message, file=sys.stderr)
+            else:
+                tqdm.write(message, file=sys.stderr)
+
+    def fit(self) -> Path | None:
+        self.exp.mkdir(parents=True, exist_ok=True)
+        resumed = self.restore()
+        p = self.progress
+        if self.d.main:
+            if resumed:
+                self.metrics.truncate(p.step, p.epoch)
+            elif self.metrics.path.exists():
+                self.metrics.path.unlink()
+        n_params = sum(x.numel() for x in self.model.parameters())
+        start = f"resuming at epoch {p.epoch}, step {p.step}" if resumed else "starting"
+        self.log(
+            f"{start}: "
+            f"{self.config['name']} {self.exp}, {len(self.train_ds)} training utterances, "
+            f"{n_params:,} parameters, {self.d.world_size} process(es) on {self.d.device}"
+        )
+        module = self.ddp or self.model
+        accum = self.t["accumulate_grad_batches"]
+        self.model.train()
+        while not p.stopped and p.epoch < self.t["max_epochs"]:
+            plan = self._plan(p.epoch)
+            bar = tqdm(
+                total=len(plan),
+                initial=p.batch,
+                desc=f"epoch {p.epoch}",
+                disable=self.quiet or not self.d.main,
+                unit="batch",
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
+            tic, audio = time.perf_counter(), 0.0
+            while p.batch < len(plan):
+                b = p.batch
+                seed = mix(self.t["seed"], p.epoch, b)
+                torch.manual_seed(seed)
+                global_batch = plan[b]
+                mine = rank_slice(global_batch, self.d.rank, self.d.world_size)
+                offset = self.d.rank * len(mine)
+                chunks, chunk_lens, spk, g, utt_seeds, _ = self._batch(
+                    [self.train_ds[i] for i in mine], seed, offset
+                )
+                group_start, group_end = (
+                    b // accum * accum,
+                    min((b // accum + 1) * accum, len(plan)),
+                )
+                last_of_group = b + 1 == group_end
+                sync = (
+                    self.ddp.no_sync()
+                    if self.ddp is not None and not last_of_group
+                    else contextlib.nullcontext()
+                )
+                with sync:
+                    out = self._forward(module, chunks, chunk_lens, spk, g, utt_seeds)
+                    loss = out["loss"] / (group_end - group_start)
+                    self.scaler.scale(loss).backward()
+                if not torch.isfinite(out["loss"]):
+                    raise ScpcError(
+                        f"non-finite training loss at epoch {p.epoch}, batch {b}; lower the "
+                        "learning rate or set training.grad_clip_norm"
+                    )
+                p.window["loss"] += float(out["loss"].detach())
+                p.window["acc"] += float(out["accuracy"])
+                p.window["n"] += 1
+                audio += float(chunk_lens.sum())
+                p.batch += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(out['loss']):.3f}", step=p.step)
+                if last_of_group:
+                    lr = self._optimizer_step()
+                    if p.step % self.t["log_every_steps"] == 0 and self.d.main:
+                        w = p.window
+                        rate = audio * self._seconds_per_frame() / (time.perf_counter() - tic)
+                        self.metrics.append(
+                            split="train",
+                            epoch=p.epoch,
+                            step=p.step,
+                            loss=w["loss"] / w["n"],
+                            accuracy=w["acc"] / w["n"],
+                            lr=lr,
+                            audio_per_s=rate * self.d.world_size,
+                        )
+                    if p.step % self.t["log_every_steps"] == 0:
+                        p.window = {"loss": 0.0, "acc": 0.0, "n": 0.0}
+                    if self.t["max_steps"] and p.step >= self.t["max_steps"]:
+                        p.stopped = True
+                        break
+                    if p.step % self.t["checkpoint_every_steps"] == 0 and p.batch < len(plan):
+                        self.save_last()
+            bar.close()
+            self._end_epoch(len(plan))
+        if self.d.main:
+            plot_curves(self.metrics.path, self.exp / "curves.png")
+        best = self.exp / "best.ckpt"
+        self.log(
+            f"done: best validation loss {p.best_val:.4f}; best.ckpt {best}; curves "
+            f"{self.exp / 'curves.png'}"
+        )
+        distributed.teardown(self.d)
+        return best if best.is_file() else None
+
+    def _seconds_per_frame(self) -> float:
+        fe = self.config.get("frontend") or {}
+        return 1 / 16000 if fe.get("name", "raw") == "raw" else 0.01
+
+    def _optimizer_step(self) -> float:
+        p = self.progress
+        lr = set_lr(self.optimizer, self.t, p.step, self.total_steps)
+        if self.t["grad_clip_norm"]:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.t["grad_clip_norm"])
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        p.step += 1
+        return lr
+
+    def _end_epoch(self, plan_len: int) -> None:
+        p = self.progress
+        val, acc = self.validate()
+        improved = val < p.best_val
+        threshold = self.t["early_stopping_threshold"]
+        if threshold is not None:
+            p.bad_epochs = 0 if val < p.best_val - threshold else p.bad_epochs + 1
+            if p.bad_epochs >= self.t["early_stopping_patience"]:
+                p.stopped = True
+        if improved:
+            p.best_val = val
+            self.save_best(val)
+        if self.d.main:
+            self.metrics.append(split="valid", epoch=p.epoch, step=p.step, loss=val, accuracy=acc)
+        self.log(
+            f"epoch {p.epoch} step {p.step}: validation loss {val:.4f} accuracy {acc:.3f}"
+            + (" (best so far)" if improved else "")
+            + (" - early stopping" if p.stopped and not self._by_steps() else "")
+        )
+        p.epoch += 1
+        p.batch = 0
+        self.save_last()
+        if self.d.main:
+            plot_curves(self.metrics.path, self.exp / "curves.png")
+
+    def _by_steps(self) -> bool:
+        return bool(self.t["max_steps"]) and self.progress.step >= self.t["max_steps"]

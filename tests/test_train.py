@@ -1,0 +1,205 @@
+"""scpc-train: a real (tiny) training run, exact resume after SIGKILL, DDP == one process,
+best.ckpt round trip, config errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+from conftest import ROOT, run_script
+
+from scpc.audio import read_audio
+from scpc.config import DEFAULTS, merge
+from scpc.data.datadir import read_table
+from scpc.errors import ScpcError
+from scpc.models.checkpoint import load_inference_checkpoint
+from scpc.train.loop import Trainer
+
+TINY = {
+    "name": "tiny",
+    "frontend": {"name": "raw"},
+    "conv": {"output_size": 32, "norm_type": "channel"},
+    "recur": {"output_size": 32, "num_layers": 1, "recurrent_type": "lstm"},
+    "training": {
+        "batch_size": 4,
+        "max_epochs": 2,
+        "log_every_steps": 1,
+        "checkpoint_every_steps": 2,
+        "chunking": {"policy": "none"},
+        "cpc_loss": {"prediction_steps": 3, "negative_samples": 8, "negatives": "utterance"},
+    },
+}
+
+
+def make_raw_feats(data_dir, out, count, seconds=(0.6, 1.4)):
+    """A raw feature dir of ``count`` cropped utterances of varied length."""
+    (out / "feat").mkdir(parents=True)
+    (out / "ext").mkdir()
+    wavs = list(read_audio_table(data_dir))[:count]
+    spk = read_table(data_dir / "utt2spk")
+    g = torch.Generator().manual_seed(0)
+    for utt, entry in wavs:
+        x = torch.from_numpy(read_audio(entry))
+        n = int(16000 * (seconds[0] + (seconds[1] - seconds[0]) * torch.rand(1, generator=g)))
+        torch.save(x[:n].unsqueeze(-1).clone(), out / "feat" / f"{utt}.pt")
+    (out / "ext" / "utt2spk").write_text("".join(f"{u} {spk[u]}\n" for u, _ in wavs))
+    (out / "frontend.json").write_text(json.dumps({"name": "raw"}))
+    return out
+
+
+def read_audio_table(data_dir):
+    return read_table(data_dir / "wav.scp").items()
+
+
+@pytest.fixture(scope="module")
+def feats(mini_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("feats")
+    return (
+        make_raw_feats(mini_data / "train", root / "train", 16),
+        make_raw_feats(mini_data / "dev", root / "dev", 8),
+    )
+
+
+def write_config(path, **training):
+    c = json.loads(json.dumps(TINY))
+    c["training"].update(training)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(c))
+    return path
+
+
+def losses(exp):
+    rows = (exp / "metrics.csv").read_text().splitlines()[1:]
+    return [r.split(",")[:5] for r in rows]  # split, epoch, step, loss, accuracy
+
+
+def train(tmp_path, feats, name="exp", **training):
+    cfg = write_config(tmp_path / name / "model.yaml", **training)
+    proc = run_script(".venv/bin/scpc-train", "--quiet", cfg, *feats)
+    return tmp_path / name, proc
+
+
+def test_training_writes_outputs_and_is_reproducible(tmp_path, feats):
+    exp, proc = train(tmp_path, feats)
+    for f in ("best.ckpt", "last.ckpt", "metrics.csv", "curves.png", "train.log"):
+        assert (exp / f).is_file(), f
+    assert (exp / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = losses(exp)
+    assert [r[0] for r in rows].count("valid") == 2
+    assert "best.ckpt" in proc.stderr
+    again, _ = train(tmp_path, feats, name="again")
+    assert losses(again) == rows  # same seed, same losses
+    other, _ = train(tmp_path, feats, name="other", seed=1)
+    assert losses(other) != rows
+
+
+def test_best_checkpoint_is_lowest_validation_and_round_trips(tmp_path, feats):
+    exp, _ = train(tmp_path, feats, max_epochs=3)
+    vals = [float(r[3]) for r in losses(exp) if r[0] == "valid"]
+    model = load_inference_checkpoint(exp / "best.ckpt")
+    assert model.provenance["val_loss"] == pytest.approx(min(vals), rel=1e-5)
+    assert model.provenance["epoch"] == vals.index(min(vals))
+    # the checkpoint's encoder reproduces the trained weights exactly
+    state = torch.load(exp / "last.ckpt", weights_only=True)
+    if vals.index(min(vals)) == len(vals) - 1:
+        for k, v in model.encoder.state_dict().items():
+            latent_or_context = (
+                "latent." + k.split(".", 2)[2]
+                if k.startswith("encoders.0")
+                else "context." + k.split(".", 2)[2]
+            )
+            assert torch.equal(v, state["model"][latent_or_context])
+    x = torch.randn(2, 4000) * 0.1
+    out = model(x, torch.tensor([4000, 2500]))
+    assert out.output.shape == (2, 25, 32)
+    assert out.lens.tolist() == [25, 15]
+
+
+def test_resume_after_sigkill_matches_uninterrupted(tmp_path, feats):
+    full, _ = train(tmp_path, feats, name="full", max_epochs=3)
+    cfg = write_config(tmp_path / "killed" / "model.yaml", max_epochs=3)
+    env = dict(os.environ, SCPC_QUIET="1")
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv/bin/scpc-train"), "--quiet", str(cfg), *map(str, feats)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    last = tmp_path / "killed" / "last.ckpt"
+    deadline = time.time() + 120
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    state = torch.load(last, weights_only=True)
+    assert state["progress"]["step"] < 12
+    run_script(".venv/bin/scpc-train", "--quiet", cfg, *feats)
+    assert losses(tmp_path / "killed") == losses(full)
+    a = torch.load(full / "last.ckpt", weights_only=True)["model"]
+    b = torch.load(last, weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_two_process_ddp_equals_one_process(tmp_path, feats):
+    one, _ = train(tmp_path, feats, name="one", max_epochs=1)
+    cfg = write_config(tmp_path / "two" / "model.yaml", max_epochs=1, batch_size=2)
+    torchrun = ROOT / ".venv" / "bin" / "torchrun"
+    proc = subprocess.run(
+        [
+            str(torchrun),
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "29577",
+            str(ROOT / ".venv/bin/scpc-train"),
+            "--quiet",
+            str(cfg),
+            *map(str, feats),
+        ],
+        env=dict(os.environ, SCPC_QUIET="1", OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    a = torch.load(one / "last.ckpt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "two" / "last.ckpt", weights_only=True)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+    one_rows, two_rows = losses(one), losses(tmp_path / "two")
+    assert [r[:3] for r in one_rows] == [r[:3] for r in two_rows]
+
+
+def test_unknown_config_key_is_one_line_error(tmp_path, feats):
+    cfg = tmp_path / "model.yaml"
+    cfg.write_text("training:\n  learning_rat: 0.1\n")
+    proc = run_script(".venv/bin/scpc-train", cfg, *feats, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"scpc-train: {cfg}: unknown config key training.learning_rat "
+        "(did you mean training.learning_rate?)"
+    ]
+
+
+def test_mismatched_frontend_refused(tmp_path, feats):
+    c = json.loads(json.dumps(TINY))
+    c["frontend"] = {"name": "stft"}
+    with pytest.raises(ScpcError, match="does not match the model's front-end"):
+        Trainer(merge(DEFAULTS, c, "test"), *feats, tmp_path)
+
+
+def test_changed_config_refuses_old_training_state(tmp_path, feats):
+    exp, _ = train(tmp_path, feats, max_epochs=1)
+    write_config(exp / "model.yaml", max_epochs=1, learning_rate=0.1)
+    proc = run_script(".venv/bin/scpc-train", exp / "model.yaml", *feats, check=False)
+    assert proc.returncode == 1
+    assert "saved with a different model.yaml" in proc.stderr
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__]))
