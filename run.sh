@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Pre-training recipe. Stage 0 prepares the data: the committed mini corpus by default
-# (offline, seconds), or LibriSpeech (downloaded unless --libri-dir is given) with the CPC
-# paper's train/validation split of train-clean-100.
+# Pre-training recipe: data -> features -> frozen config -> training -> PCA -> representations.
 #
-#   ./run.sh                                          # mini corpus
-#   ./run.sh --corpus librispeech --libri-dir /corpora/LibriSpeech --train-part 100
+#   ./run.sh                                   # cpc.mini on the committed mini corpus (minutes, CPU)
+#   ./run.sh --stage 3 --model cpc.small       # any conf/model.<name>.yaml
+#   ./run.sh --corpus librispeech --libri-dir /corpora/LibriSpeech --train-part 100 --model cpc.small
+#
+# Stages: 0 data preparation, 1 features (steps/make_feats.sh), 2 freeze the config into
+# exp/<model>/version_<N>/model.yaml, 3 training (scpc-train: best.ckpt, last.ckpt,
+# metrics.csv, curves.png), 4 PCA projections, 5 test-set representations and a summary.
+# Every stage skips finished work, so an interrupted run continues where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -13,14 +17,32 @@ stop_stage=100     # last stage to run
 corpus=mini        # mini or librispeech
 libri_dir=         # an existing LibriSpeech directory (with dev-clean/ ...); empty: download
 train_part=100     # LibriSpeech training hours: 100, 460 or 960
-nj=2               # parallel jobs
+model=cpc.mini     # conf/model.<model>.yaml (or an existing exp/<model>/version_<version>)
+version=0          # experiment version: exp/<model>/version_<version>
+nj=2               # parallel jobs (features, extraction)
+nproc=1            # training processes (torchrun; one per GPU)
+pca_dims="32"      # PCA sizes fit in stage 4 (the paper used "8 16 32 64 128"); empty: none
 datadir=data       # where data dirs (and downloads) go
+expdir=exp         # where experiments go
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$0: unexpected argument '$1' (see --help)" >&2; exit 1; }
+[[ $version =~ ^[0-9]+$ ]] || { echo "$0: --version must be a non-negative integer, not '$version'" >&2; exit 1; }
 
 utils/setup_venv.sh
 . ./path.sh
+. ./cmd.sh
 
+em=$expdir/$model/version_$version
+conf=conf/model.$model.yaml
+if [ -f $em/model.yaml ]; then
+  feat_type=$(scpc-config get $em/model.yaml feat_type)
+elif [ -f $conf ]; then
+  scpc-config check $conf
+  feat_type=$(scpc-config get $conf feat_type)
+else
+  echo "$0: no $conf and no $em/model.yaml (models: $(ls conf | sed -n 's/^model\.\(.*\)\.yaml$/\1/p' | tr '\n' ' '))" >&2
+  exit 1
+fi
 case $corpus in
   mini) data=$datadir/mini; train_set=$data/train; valid_set=$data/dev ;;
   librispeech)
@@ -64,4 +86,55 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   fi
 fi
 
-echo "Data: training set $train_set, validation set $valid_set"
+feats=$data/$feat_type
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  echo "Stage 1: $feat_type features of $train_set and $valid_set"
+  for set in $train_set $valid_set; do
+    steps/make_feats.sh --nj $nj --cmd "$train_cmd" --frontend conf/feats/$feat_type.json \
+      $set $feats/$(basename $set)
+  done
+fi
+train_feats=$feats/$(basename $train_set)
+valid_feats=$feats/$(basename $valid_set)
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  echo "Stage 2: config $em/model.yaml"
+  if [ -f $conf ]; then
+    scpc-config freeze $conf conf/feats $em/model.yaml
+  else
+    echo "$conf is gone; $em/model.yaml defines the experiment"
+  fi
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  echo "Stage 3: training $model (version $version) on $train_feats"
+  if [ -f $em/.train_complete ]; then
+    echo "$em/best.ckpt exists (remove $em/.train_complete to train further)"
+  else
+    launcher=()
+    [ $nproc -eq 1 ] || launcher=(torchrun --standalone --nproc-per-node $nproc)
+    "${launcher[@]}" $(command -v scpc-train) $em/model.yaml $train_feats $valid_feats
+    touch $em/.train_complete
+  fi
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  echo "Stage 4: PCA (${pca_dims:-none}) on $valid_set"
+  for k in $pca_dims; do
+    [ -f $em/pca_$k.pt ] || scpc-pca $valid_set $em/best.ckpt $k $em/pca_$k.pt
+  done
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  test_set=$data/test
+  [ $corpus = mini ] || test_set=$data/test_clean
+  reps=$em/reps/$(basename $test_set)
+  echo "Stage 5: representations of $test_set"
+  scpc-a2r --nj $nj --in-map $test_set/wav.scp $em/best.ckpt $reps
+  echo
+  echo "Summary of $em"
+  scpc-info $em/best.ckpt
+  echo "outputs: $em/{model.yaml,best.ckpt,last.ckpt,metrics.csv,curves.png,train.log}"
+  [ -z "$pca_dims" ] || echo "PCA:     $(ls $em/pca_*.pt | tr '\n' ' ')"
+  echo "reps:    $reps ($(find $reps -name '*.pt' | wc -l) files, scpc-a2r $test_set -> .pt (frames, channels))"
+fi

@@ -32,7 +32,7 @@ _ATTENTION = {
 DEFAULTS: Config = {
     "name": "",
     "system_description": "",
-    "feat_type": "raw",  # conf/feats/<feat_type>.json: raw | fbank-41 | fbank-80
+    "feat_type": "raw",  # conf/feats/<feat_type>.json: raw | raw-norm | fbank-41 | fbank-80
     "frontend": None,  # filled in from conf/feats/<feat_type>.json when the config is frozen
     "train_part": "100",  # LibriSpeech hours (100 | 460 | 960); the recipe reads it
     "latent_type": "conv",  # conv | ff | id
@@ -100,7 +100,7 @@ DEFAULTS: Config = {
 }
 
 CHOICES: dict[str, tuple[Any, ...]] = {
-    "feat_type": ("raw", "fbank-41", "fbank-80"),
+    "feat_type": ("raw", "raw-norm", "fbank-41", "fbank-80"),
     "latent_type": ("conv", "ff", "id"),
     "context_type": ("recur", "csa", "sa", "cconv", "id"),
     "conv.norm_type": ("none", "batch", "channel", "instance"),

@@ -80,7 +80,10 @@ def load_inference_checkpoint(
     except FileNotFoundError:
         raise ScpcError(f"{path}: no such checkpoint") from None
     except Exception as e:  # torch raises many kinds for truncated or foreign files
-        raise ScpcError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ScpcError(
+            f"{path}: not a readable checkpoint ({type(e).__name__}: {first})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ScpcError(
             f"{path}: not an scpc inference checkpoint (best.ckpt); last.ckpt holds training "

@@ -1,0 +1,102 @@
+"""scpc-a2r: audio to representations, one file per utterance.
+
+  scpc-a2r [options] IN_DIR best.ckpt OUT_DIR
+  scpc-a2r [options] --in-map wav.scp best.ckpt OUT_DIR
+
+IN_DIR is searched recursively for files ending in --audio-suffix; outputs mirror its
+subdirectories and are named after the files (minus the suffix). --in-map reads
+``<uttid> <path-or-Kaldi-pipe>`` lines (a Kaldi wav.scp works) and writes flat outputs.
+Each output is float32 (T', C), or (L, T', C) with --layer all. Existing outputs are
+skipped (re-running resumes) unless --overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from scpc import extract
+from scpc.audio import SAMPLE_RATE
+from scpc.cli.common import run
+from scpc.errors import ScpcError
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="scpc-a2r",
+        usage="%(prog)s [options] (IN_DIR | --in-map FILE) CHECKPOINT OUT_DIR",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="[IN_DIR] CHECKPOINT OUT_DIR")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--in-dir", help="audio directory (may also be given as the first PATH)")
+    src.add_argument("--in-map", help="file of '<uttid> <path-or-pipe>' lines, e.g. wav.scp")
+    p.add_argument("--audio-suffix", default=".wav", help="with an input dir (default: .wav)")
+    p.add_argument("--numpy", action="store_true", help="write <uttid>.npy instead of .pt")
+    p.add_argument(
+        "--layer",
+        default="-1",
+        help="-1: the final output (default); N: hidden state N (0-based; negative from the "
+        "end); all: every hidden state stacked as (L, T', C)",
+    )
+    p.add_argument("--pca-file", help="apply this scpc-pca projection: (x - mean) @ basis")
+    p.add_argument("--device", default="auto", help="cpu, cuda[:N] or auto (default)")
+    p.add_argument(
+        "--batch-seconds",
+        type=float,
+        default=100.0,
+        help="padded audio per batch, in seconds (default: 100); inputs are sorted by length",
+    )
+    p.add_argument("--nj", type=int, default=1, help="worker processes (default: 1)")
+    p.add_argument("--overwrite", action="store_true", help="redo outputs that exist")
+    p.add_argument(
+        "--resample", action="store_true", help="resample other rates to 16 kHz (else refuse)"
+    )
+    p.add_argument("--channel", type=int, help="channel of multi-channel audio (0-based)")
+    return p
+
+
+def inputs(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list, str, str]:
+    given = args.in_dir or args.in_map
+    if len(args.paths) != (2 if given else 3):
+        p.error("expected IN_DIR CHECKPOINT OUT_DIR, or --in-map FILE CHECKPOINT OUT_DIR")
+    if args.in_map:
+        utts = extract.read_map(args.in_map)
+    else:
+        utts = extract.scan_dir(args.in_dir or args.paths[0], args.audio_suffix)
+    return utts, args.paths[-2], args.paths[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    start = time.perf_counter()
+    p = parser()
+    args = p.parse_args(argv)
+    if args.batch_seconds <= 0 or args.nj < 1:
+        p.error("--batch-seconds must be positive and --nj at least 1")
+    utts, checkpoint, out_dir = inputs(p, args)
+    job = extract.Job(
+        checkpoint=checkpoint,
+        out_dir=out_dir,
+        layer=args.layer,
+        fmt="npy" if args.numpy else "pt",
+        device=args.device,
+        batch_samples=int(args.batch_seconds * SAMPLE_RATE),
+        read_opts=extract.ReadOptions(args.resample, args.channel),
+        pca_file=args.pca_file,
+    )
+    if len({extract.output_path(out_dir, u, job.fmt) for u in utts}) != len(utts):
+        raise ScpcError("two inputs map to the same output file")
+    s = extract.extract_all(job, utts, args.nj, args.overwrite)
+    wall = time.perf_counter() - start
+    audio_s = s.samples / SAMPLE_RATE
+    rtf = f"{wall / audio_s:.4f}" if audio_s else "-"
+    print(
+        f"scpc-a2r: {s.files} files written, {s.skipped} already present; "
+        f"{audio_s / 3600:.3f} h of audio in {wall:.1f} s (real-time factor {rtf}) -> {out_dir}"
+    )
+    return 0
+
+
+def entry() -> None:
+    run(main)

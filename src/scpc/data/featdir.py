@@ -1,0 +1,229 @@
+"""Feature dirs: a Kaldi data dir's audio through a front-end, as pydrobert's SpectDataSet reads.
+
+Layout of ``FEAT_DIR``::
+
+    feat/<utt>.pt     float32 (T, F) features ((S, 1) samples for the raw front-end)
+    ali/<utt>.pt      long (T,) frame labels, for the utterances in the data dir's ali.txt
+    ext/utt2spk       copied from the data dir
+    frontend.json     the front-end config (canonical JSON); a dir holds one front-end only
+    .complete         written once every utterance's files exist
+
+Parallel jobs each take a contiguous share of the utterances and skip those already done,
+so a killed run resumes where it stopped; every file is written under a temporary name and
+renamed, so a file that exists is whole. torch is imported only once there is something to
+compute, so checks and finished dirs answer at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scpc import audio
+from scpc.data.alignment import FRAME_SHIFT, read_alignments
+from scpc.data.datadir import DataDir
+from scpc.errors import ScpcError
+from scpc.frontend import check_config, frontend_from_config
+from scpc.io import atomic_path, atomic_write
+
+if TYPE_CHECKING:
+    import torch
+
+FRONTEND_JSON = "frontend.json"
+COMPLETE = ".complete"
+
+
+def canonical_json(config: dict[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True, indent=2) + "\n"
+
+
+def read_feat_dir_frontend(feat_dir: str | os.PathLike) -> dict[str, Any]:
+    """The front-end config a feature dir was computed with."""
+    path = Path(feat_dir) / FRONTEND_JSON
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScpcError(f"{path}: no such file; is {feat_dir} a feature dir?") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ScpcError(f"{path}: not valid JSON ({e})") from None
+
+
+def check(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, config: dict[str, Any]) -> None:
+    """What a run would refuse, found before any job starts."""
+    d = DataDir(data_dir)
+    if not d.has("wav.scp"):
+        raise ScpcError(f"{d.file('wav.scp')}: no such file")
+    check_config(config)
+    if (Path(feat_dir) / FRONTEND_JSON).exists():
+        check_frontend(Path(feat_dir), config)
+
+
+def is_complete(feat_dir: str | os.PathLike, config: dict[str, Any]) -> bool:
+    """Whether the dir is finished and was made with ``config`` (refused if made with another)."""
+    feat_dir = Path(feat_dir)
+    if (feat_dir / FRONTEND_JSON).exists():
+        check_frontend(feat_dir, config)
+    return (feat_dir / COMPLETE).exists()
+
+
+def check_frontend(feat_dir: Path, config: dict[str, Any]) -> None:
+    existing = read_feat_dir_frontend(feat_dir)
+    if existing != config:
+        keys = sorted(k for k in {*existing, *config} if existing.get(k) != config.get(k))
+        raise ScpcError(
+            f"{feat_dir / FRONTEND_JSON}: the dir holds features of another front-end "
+            f"(differing in {', '.join(map(repr, keys))}); remove {feat_dir} or choose another dir"
+        )
+
+
+def _claim(feat_dir: Path, config: dict[str, Any]) -> None:
+    """Record the front-end, or refuse a dir made with a different one."""
+    if (feat_dir / FRONTEND_JSON).exists():
+        check_frontend(feat_dir, config)
+    else:
+        # parallel jobs may all get here; each writes the same bytes atomically
+        with atomic_write(feat_dir / FRONTEND_JSON) as f:
+            f.write(canonical_json(config))
+
+
+def job_share(utts: Sequence[str], job: int, num_jobs: int) -> list[str]:
+    """Job ``job`` (1-based, as Kaldi's JOB) of ``num_jobs``: a contiguous, balanced share."""
+    if not 1 <= job <= num_jobs:
+        raise ScpcError(f"--job {job} must lie in 1..{num_jobs}")
+    n = len(utts)
+    return list(utts[(job - 1) * n // num_jobs : job * n // num_jobs])
+
+
+def frame_labels(labels: Sequence[int], num_frames: int, frame_shift: int) -> torch.Tensor:
+    """10 ms labels to one per output frame: repeated for shorter frames, then cropped or
+    padded with the last label to exactly ``num_frames``."""
+    import torch
+
+    if FRAME_SHIFT % frame_shift:
+        raise ScpcError(
+            f"cannot map 10 ms alignments to a front-end shift of {frame_shift} samples"
+        )
+    ali = torch.tensor(list(labels), dtype=torch.long).repeat_interleave(FRAME_SHIFT // frame_shift)
+    if len(ali) >= num_frames:
+        return ali[:num_frames].clone()
+    if len(ali) == 0:
+        raise ScpcError("empty alignment")
+    return torch.cat([ali, ali[-1:].expand(num_frames - len(ali))])
+
+
+def _audio_entries(d: DataDir) -> Iterator[tuple[str, str, float, float | None]]:
+    """(utt, wav.scp entry, start, end) for every utterance, through segments if present."""
+    wav = d.table("wav.scp")
+    if not d.has("segments"):
+        for utt, entry in wav.items():
+            yield utt, entry, 0.0, None
+        return
+    for utt, value in d.table("segments").items():
+        fields = value.split()
+        if len(fields) != 3 or fields[0] not in wav:
+            raise ScpcError(f"{d.file('segments')}: {utt}: expected '<recording> <start> <end>'")
+        try:
+            start, end = float(fields[1]), float(fields[2])
+        except ValueError:
+            raise ScpcError(f"{d.file('segments')}: {utt}: bad start/end {value!r}") from None
+        yield utt, wav[fields[0]], start, end
+
+
+def _save(tensor: torch.Tensor, path: Path) -> None:
+    import torch
+
+    with atomic_path(path) as tmp:
+        # clone: a view would drag its whole batch storage into the file
+        torch.save(tensor.contiguous().clone(), tmp)
+
+
+def _progress(total: int, desc: str):
+    from tqdm import tqdm
+
+    quiet = os.environ.get("SCPC_QUIET") == "1" or not sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, unit="utt", file=sys.stderr, disable=quiet)
+
+
+def compute_feat_dir(
+    data_dir: str | os.PathLike,
+    feat_dir: str | os.PathLike,
+    config: dict[str, Any],
+    job: int | None = None,
+    num_jobs: int | None = None,
+) -> tuple[int, int]:
+    """Compute the features (and alignments) of a data dir; returns (written, skipped).
+
+    Without ``job``, processes every utterance and then marks the dir complete; with it,
+    only the job's share, leaving completion to a final call without ``job``.
+    """
+    check(data_dir, feat_dir, config)
+    d, feat_dir = DataDir(data_dir), Path(feat_dir)
+    _claim(feat_dir, config)
+    alis = dict(read_alignments(d.file("ali.txt"))) if d.has("ali.txt") else {}
+    entries = list(_audio_entries(d))
+    utts = [e[0] for e in entries]
+    if job is not None:
+        wanted = set(job_share(utts, job, num_jobs or 1))
+        entries = [e for e in entries if e[0] in wanted]
+    # the feature file is written last: its presence (with the alignment's) marks an utterance done
+    todo = [
+        e
+        for e in entries
+        if not (feat_dir / "feat" / f"{e[0]}.pt").exists()
+        or (e[0] in alis and not (feat_dir / "ali" / f"{e[0]}.pt").exists())
+    ]
+    if todo:
+        desc = feat_dir.name + (f" job {job}/{num_jobs}" if job is not None else "")
+        _compute(d, feat_dir, config, todo, alis, desc)
+    if job is None:
+        finalize(d, feat_dir, utts, set(alis))
+    return len(todo), len(entries) - len(todo)
+
+
+def _compute(
+    d: DataDir,
+    feat_dir: Path,
+    config: dict[str, Any],
+    entries: list[tuple[str, str, float, float | None]],
+    alis: dict[str, list[int]],
+    desc: str,
+) -> None:
+    import torch
+
+    frontend = frontend_from_config(config)
+    with torch.inference_mode(), _progress(len(entries), desc) as bar:
+        for utt, entry, start, end in entries:
+            wav = torch.from_numpy(audio.read_audio(entry, start=start, end=end))
+            feats, lens = frontend(wav[None], torch.tensor([len(wav)]))
+            num = int(lens[0])
+            if num == 0:
+                raise ScpcError(
+                    f"{d.path}: {utt}: {len(wav)} samples are too short for the front-end"
+                )
+            if utt in alis:
+                try:
+                    labels = frame_labels(alis[utt], num, frontend.frame_shift)
+                except ScpcError as e:
+                    raise ScpcError(f"{d.file('ali.txt')}: {utt}: {e}") from None
+                _save(labels, feat_dir / "ali" / f"{utt}.pt")
+            _save(feats[0, :num].float(), feat_dir / "feat" / f"{utt}.pt")
+            bar.update()
+
+
+def finalize(d: DataDir, feat_dir: Path, utts: Sequence[str], ali_utts: set[str]) -> None:
+    """Copy the speaker table and write the completion marker, once every file exists."""
+    for utt in utts:
+        if not (feat_dir / "feat" / f"{utt}.pt").exists():
+            raise ScpcError(f"{feat_dir / 'feat' / utt}.pt: missing; rerun to compute it")
+        if utt in ali_utts and not (feat_dir / "ali" / f"{utt}.pt").exists():
+            raise ScpcError(f"{feat_dir / 'ali' / utt}.pt: missing; rerun to compute it")
+    if d.has("utt2spk"):
+        with atomic_path(feat_dir / "ext" / "utt2spk") as tmp:
+            shutil.copyfile(d.file("utt2spk"), tmp)
+    with atomic_write(feat_dir / COMPLETE) as f:
+        f.write(f"{len(utts)} utterances\n")

@@ -1,0 +1,62 @@
+"""Feature front-ends: audio (N, S) in [-1, 1] at 16 kHz to features (N, T, F).
+
+A front-end is built from a JSON config (``conf/feats/<feat_type>.json``) that is stored
+verbatim in checkpoints and feature dirs:
+
+- ``{"name": "raw"}``: the samples themselves, F = 1, one frame per sample;
+- ``{"name": "stft", "bank": {...}, ...}``: pydrobert-speech's STFT filter-bank computer,
+  re-implemented in torch (see :mod:`scpc.frontend.stft`).
+
+Importing this package does not import torch (checking a config needs none); building a
+front-end, or asking for :class:`Frontend`, does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from scpc.errors import ScpcError
+from scpc.frontend.config import check_config
+
+if TYPE_CHECKING:
+    from scpc.frontend.base import Frontend
+
+__all__ = ["Frontend", "check_config", "frontend_from_config", "load_frontend_config"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Frontend":
+        from scpc.frontend.base import Frontend
+
+        return Frontend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def frontend_from_config(config: dict[str, Any]) -> Frontend:
+    """Build the front-end a config describes; ScpcError on unknown names or keys."""
+    name = check_config(config)
+    if name == "raw":
+        from scpc.frontend.base import RawFrontend
+
+        return RawFrontend(config)
+    from scpc.frontend.stft import StftFrontend
+
+    return StftFrontend(config)
+
+
+def load_frontend_config(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a front-end JSON file and check it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except FileNotFoundError:
+        raise ScpcError(f"{path}: no such front-end config") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ScpcError(f"{path}: not a valid JSON front-end config ({e})") from None
+    try:
+        check_config(config)
+    except ScpcError as e:
+        raise ScpcError(f"{path}: {e}") from None
+    return config

@@ -1,0 +1,77 @@
+"""The front-end interface: batched audio in [-1, 1] at 16 kHz to (N, T, F) features."""
+
+from __future__ import annotations
+
+from typing import Any, overload
+
+import torch
+from torch import nn
+
+from scpc.errors import ScpcError
+
+
+class Frontend(nn.Module):
+    """Audio to features; ``config`` is the JSON it was built from, kept verbatim.
+
+    Subclasses set ``feat_size`` (F) and ``frame_shift`` (input samples per output frame),
+    and implement :meth:`num_frames` and :meth:`forward`.
+    """
+
+    config: dict[str, Any]
+    feat_size: int
+    frame_shift: int
+
+    @overload
+    def num_frames(self, num_samples: int) -> int: ...
+    @overload
+    def num_frames(self, num_samples: torch.Tensor) -> torch.Tensor: ...
+    def num_frames(self, num_samples):
+        """The exact number of output frames for ``num_samples`` input samples."""
+        raise NotImplementedError
+
+    def forward(self, wav: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, S) zero-padded audio and (N,) sample counts to (N, T, F) features and (N,) frames.
+
+        Frames past an utterance's length are zero, and each utterance's frames equal what it
+        gives alone: padding never leaks in.
+        """
+        raise NotImplementedError
+
+
+def check_batch(wav: torch.Tensor, lens: torch.Tensor) -> None:
+    if wav.dim() != 2:
+        raise ScpcError(f"front-end input must be (N, S) audio, got shape {tuple(wav.shape)}")
+    if lens.dim() != 1 or lens.numel() != wav.shape[0]:
+        raise ScpcError(
+            f"front-end lengths must be ({wav.shape[0]},), got shape {tuple(lens.shape)}"
+        )
+    if lens.numel() and (int(lens.min()) < 0 or int(lens.max()) > wav.shape[1]):
+        raise ScpcError(f"front-end lengths must lie in [0, {wav.shape[1]}]")
+
+
+class RawFrontend(Frontend):
+    """Each sample is a one-dimensional frame. With ``"normalize": true`` each utterance is
+    scaled to zero mean and unit variance over its real samples (as wav2vec 2.0 does): a
+    waveform in [-1, 1] is otherwise so small next to the first convolution's bias that a
+    normalised conv encoder starts from nearly constant outputs and learns very slowly."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = config
+        self.normalize = bool(config.get("normalize", False))
+        self.feat_size = 1
+        self.frame_shift = 1
+
+    def num_frames(self, num_samples):
+        return num_samples
+
+    def forward(self, wav: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_batch(wav, lens)
+        mask = torch.arange(wav.shape[1], device=wav.device) < lens.to(wav.device)[:, None]
+        wav = wav.masked_fill(~mask, 0.0)
+        if self.normalize:
+            count = lens.to(wav.device, wav.dtype).clamp(min=1)[:, None]
+            mean = wav.sum(1, keepdim=True) / count
+            var = ((wav - mean).masked_fill(~mask, 0.0) ** 2).sum(1, keepdim=True) / count
+            wav = ((wav - mean) / torch.sqrt(var + 1e-7)).masked_fill(~mask, 0.0)
+        return wav.unsqueeze(-1), lens
