@@ -1,0 +1,90 @@
+"""run.sh end to end on the mini corpus with a tiny model: data, features, frozen config,
+training, PCA, extraction and the summary; then a re-run that skips finished stages."""
+
+import json
+
+import pytest
+import torch
+from conftest import ROOT, run_script
+
+from scpc import config as cfg
+
+TINY = {
+    "name": "tiny",
+    "feat_type": "raw-norm",
+    "frontend": {"name": "raw", "normalize": True},
+    "conv": {"output_size": 16, "norm_type": "channel"},
+    "recur": {"output_size": 16, "num_layers": 1, "recurrent_type": "gru"},
+    "training": {
+        "batch_size": 8,
+        "max_epochs": 2,
+        "max_steps": 6,
+        "chunking": {"policy": "fixed", "lobe_size": 4799, "max_chunks": 8},
+        "cpc_loss": {"prediction_steps": 4, "negative_samples": 16},
+    },
+}
+
+
+@pytest.mark.slow
+def test_run_sh_end_to_end(tmp_path):
+    exp = tmp_path / "exp"
+    em = exp / "tiny" / "version_3"
+    em.mkdir(parents=True)
+    (em / "model.yaml").write_text(cfg.dump(cfg.merge(cfg.DEFAULTS, TINY, "test")))
+    args = ["--model", "tiny", "--version", "3", "--datadir", tmp_path / "data"]
+    args += ["--expdir", exp, "--pca-dims", "4"]
+    proc = run_script(ROOT / "run.sh", *args)
+    for stage in range(6):
+        assert f"Stage {stage}:" in proc.stdout
+    for f in ("best.ckpt", "last.ckpt", "metrics.csv", "curves.png", "pca_4.pt"):
+        assert (em / f).is_file(), f
+    feats = tmp_path / "data" / "mini" / "raw-norm"
+    assert json.loads((feats / "train" / "frontend.json").read_text()) == TINY["frontend"]
+    reps = sorted((em / "reps" / "test").glob("*.pt"))
+    assert len(reps) == 72
+    x = torch.load(reps[0], weights_only=True)
+    assert x.dtype == torch.float32 and x.shape[1] == 16
+    assert "downsampling_factor" in proc.stdout and str(em / "reps" / "test") in proc.stdout
+    rows = (em / "metrics.csv").read_text().splitlines()
+    assert sum(r.startswith("valid") for r in rows) == 1  # max_steps stopped it in epoch 0
+
+    again = run_script(ROOT / "run.sh", *args, "--stage", "1")
+    assert "training" in again.stdout and "best.ckpt exists" in again.stdout
+
+
+def test_run_sh_refuses_unknown_model(tmp_path):
+    proc = run_script(ROOT / "run.sh", "--model", "nonesuch", "--expdir", tmp_path, check=False)
+    assert proc.returncode == 1
+    assert "no conf/model.nonesuch.yaml" in proc.stderr
+
+
+def test_every_conf_model_freezes(tmp_path):
+    """Every shipped config is valid, names itself, and builds a model of the reference's size."""
+    from scpc.train.model import PretrainModel
+
+    sizes = {  # inference parameters in the reference (scpc.md §4.3)
+        "cpc.csa": 2.105e6,
+        "cpc.small": 2.37e6,
+        "cpc.deft": 5.84e6,
+        "cpc.cconv8": 2.36e6,
+        "bestrq.csa": 0.81e6,
+    }
+    names = sorted(p.name[6:-5] for p in (ROOT / "conf").glob("model.*.yaml"))
+    assert {"cpc.mini", "cpc.small", "cpc.deft", "cpc.conv", "fbank", "bestrq.csa"} <= set(names)
+    for w in (2, 4, 8, 16, 32, 64, 128):
+        assert {f"cpc.csa{w}", f"cpc.cconv{w}", f"bestrq.csa{w}"} <= set(names)
+    for name in names:
+        out = tmp_path / name / "model.yaml"
+        run_script(
+            ".venv/bin/scpc-config",
+            "freeze",
+            ROOT / "conf" / f"model.{name}.yaml",
+            ROOT / "conf" / "feats",
+            out,
+        )
+        c = cfg.load(out)
+        assert c["name"] == name and c["frontend"]["name"] in ("raw", "stft")
+        if name in sizes:
+            feat = {"raw": 1, "fbank-80": 80, "fbank-41": 41}[c["feat_type"]]
+            n = sum(p.numel() for p in PretrainModel(c, feat).encoder().parameters())
+            assert n == pytest.approx(sizes[name], rel=0.01), name
