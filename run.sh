@@ -86,6 +86,8 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   fi
 fi
 
+echo "Data: training set $train_set, validation set $valid_set"
+
 feats=$data/$feat_type
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   echo "Stage 1: $feat_type features of $train_set and $valid_set"
