@@ -135,13 +135,16 @@ def test_bestrq_loss_matches_reference_computation():
     assert torch.equal(masked[:, :40][~full], feats[:, :40][~full])
     assert not torch.isclose(masked[:, :40][full], feats[:, :40][full]).any()
     context = torch.randn(2, 20, 6)
-    out = loss(feats, context, m)
+    clens = torch.tensor([20, 15])
+    out = loss(feats, context, m, clens)
     q = loss.quantizer
     terms = []
     for n in range(2):
+        real = feats[n, : 2 * clens[n]]  # targets come from per-utterance standardised features
+        std = (feats[n] - real.mean(0)) / torch.sqrt(real.var(0, unbiased=False) + 1e-5)
         for t in range(20):
             if m[n, t]:
-                x = torch.cat([feats[n, 2 * t], feats[n, 2 * t + 1]])
+                x = torch.cat([std[2 * t], std[2 * t + 1]])
                 y = torch.nn.functional.normalize(x @ q.projection, dim=0)
                 target = min(range(32), key=lambda j: float(((y - q.codebook[j]) ** 2).sum()))
                 logits = loss.head(context[n, t])

@@ -203,3 +203,44 @@ def test_changed_config_refuses_old_training_state(tmp_path, feats):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+def test_bestrq_trains_on_filter_banks_and_extracts(tmp_path, mini_data):
+    from scpc.data.featdir import compute_feat_dir
+    from scpc.frontend import load_frontend_config
+
+    fbank = load_frontend_config(ROOT / "conf" / "feats" / "fbank-80.json")
+    dirs = []
+    for part in ("dev", "test"):
+        compute_feat_dir(mini_data / part, tmp_path / part, fbank)
+        dirs.append(tmp_path / part)
+    c = {
+        "name": "rq",
+        "feat_type": "fbank-80",
+        "frontend": fbank,
+        "latent_type": "ff",
+        "context_type": "csa",
+        "ff": {"output_size": 32},
+        "csa": {"num_layers": 1, "num_heads": 4, "dim_feedforward": 64, "max_width": 16},
+        "training": {
+            "batch_size": 8,
+            "max_epochs": 1,
+            "chunking": {"policy": "none"},
+            "loss_type": "best-rq",
+            "best_rq_loss": {
+                "mask_prob": 0.05,
+                "mask_width": 5,
+                "codebook_size": 64,
+                "prediction_type": "csa",
+            },
+        },
+    }
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "model.yaml").write_text(yaml.safe_dump(c))
+    run_script(".venv/bin/scpc-train", "--quiet", tmp_path / "exp" / "model.yaml", *dirs)
+    vals = [r for r in losses(tmp_path / "exp") if r[0] == "valid"]
+    assert len(vals) == 1 and 0 < float(vals[0][3]) < 10
+    model = load_inference_checkpoint(tmp_path / "exp" / "best.ckpt")
+    assert model.downsampling_factor == 160 and model.output_size == 32
+    out = model(torch.randn(1, 16000) * 0.1, torch.tensor([16000]))
+    assert out.output.shape == (1, (16000 + 80) // 160, 32)

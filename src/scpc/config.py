@@ -95,6 +95,7 @@ DEFAULTS: Config = {
             "codebook_size": 8192,
             "codebook_dim": 16,
             "quantizer_seed": 0,
+            "prediction_type": "ff",  # ff (linear) | csa (a causal transformer layer first)
         },
     },
 }
@@ -118,6 +119,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "training.loss_type": ("cpc", "best-rq"),
     "training.cpc_loss.negatives": ("batch", "utterance"),
     "training.cpc_loss.prediction_type": ("ff", "recur", "csa"),
+    "training.best_rq_loss.prediction_type": ("ff", "csa"),
 }
 
 # keys whose value is free-form (not checked against the default's type)

@@ -1,6 +1,6 @@
 """BEST-RQ (Chiu et al., 2022): predict random-projection codes of masked frames.
 
-Targets: each (stacked) feature frame x is projected by a frozen random matrix P, normalised,
+Targets: each (stacked) feature frame x, standardised per utterance and channel, is projected by a frozen random matrix P, normalised,
 and matched to the nearest of a frozen codebook of unit vectors. Input: spans of ``mask_width``
 whole frames, each frame starting a span with probability ``mask_prob``, are replaced by
 Gaussian noise (std ``noise_std``). Loss: cross-entropy on the masked frames only.
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from scpc.errors import ScpcError
-from scpc.models.encoders import frame_mask
+from scpc.models.encoders import CausalSelfAttentionEncoder, frame_mask
 
 
 class BestRqOutput(NamedTuple):
@@ -38,6 +38,22 @@ def span_mask(
         starts.float().unsqueeze(1), torch.ones(1, 1, width, device=lens.device), padding=width - 1
     )[:, 0, :total]
     return (counts > 0) & frame_mask(lens, total)
+
+
+def standardize(feats: torch.Tensor, lens: torch.Tensor | None, factor: int) -> torch.Tensor:
+    """Per-utterance, per-channel zero mean and unit variance over the real frames.
+
+    BEST-RQ quantises normalised features: without this, the large common offset of log
+    filter banks dominates every projection and a handful of codes take all frames.
+    ``lens`` count frames at the encoder's rate (``factor`` input frames each).
+    """
+    if lens is None:
+        lens = torch.full((feats.shape[0],), feats.shape[1] // factor, device=feats.device)
+    keep = frame_mask(lens * factor, feats.shape[1]).unsqueeze(-1).to(feats.dtype)
+    count = keep.sum(1, keepdim=True).clamp(min=1)
+    mean = (feats * keep).sum(1, keepdim=True) / count
+    var = (((feats - mean) * keep) ** 2).sum(1, keepdim=True) / count
+    return (feats - mean) / torch.sqrt(var + 1e-5) * keep
 
 
 class BestRqQuantizer(nn.Module):
@@ -80,6 +96,7 @@ class BestRqLoss(nn.Module):
         mask_width: int = 40,
         noise_std: float = 0.1,
         seed: int = 0,
+        predictor: str = "ff",
     ) -> None:
         super().__init__()
         if not 0 < mask_prob < 1 or mask_width < 1:
@@ -94,6 +111,14 @@ class BestRqLoss(nn.Module):
         )
         self.quantizer = BestRqQuantizer(
             feat_size * downsampling_factor, codebook_size, codebook_dim, seed
+        )
+        if predictor not in ("ff", "csa"):
+            raise ScpcError(f"unknown BEST-RQ predictor {predictor!r} (ff or csa)")
+        # csa: the reference's head, one causal transformer layer (unbounded width) then logits
+        self.head_csa = (
+            CausalSelfAttentionEncoder(context_size, 1, 8 if context_size % 8 == 0 else 1)
+            if predictor == "csa"
+            else None
         )
         self.head = nn.Linear(context_size, codebook_size)
 
@@ -118,12 +143,22 @@ class BestRqLoss(nn.Module):
         return torch.where(full.unsqueeze(-1), noise.to(feats.dtype), feats), m
 
     def forward(
-        self, feats: torch.Tensor, context: torch.Tensor, mask: torch.Tensor
+        self,
+        feats: torch.Tensor,
+        context: torch.Tensor,
+        mask: torch.Tensor,
+        lens: torch.Tensor | None = None,
     ) -> BestRqOutput:
         """Loss of the context (N, T', C), computed from masked features, against the codes of
         the unmasked features, on the masked frames."""
-        targets = self.quantizer(stack_frames(feats, self.factor))[:, : context.shape[1]]
+        targets = self.quantizer(
+            stack_frames(standardize(feats, lens, self.factor), self.factor)
+        )[:, : context.shape[1]]
         m = mask[:, : context.shape[1]]
+        if self.head_csa is not None:
+            if lens is None:
+                raise ScpcError("the csa BEST-RQ head needs the context lengths")
+            context = self.head_csa(context, lens).output
         if not m.any():
             zero = context.sum() * 0
             return BestRqOutput(zero, zero.detach(), zero.detach())

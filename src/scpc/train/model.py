@@ -112,6 +112,7 @@ class PretrainModel(nn.Module):
                 c["mask_width"],
                 c["noise_std"],
                 c["quantizer_seed"],
+                c["prediction_type"],
             )
             self.min_frames = 1
         # the minimum length in front-end frames, so that every utterance has a loss term
@@ -136,6 +137,6 @@ class PretrainModel(nn.Module):
             return {"loss": out.loss, "accuracy": out.accuracy}
         masked, mask = self.objective.mask(feats, lens, generator)
         z, zlens, _ = self.latent(masked, lens)
-        c, _, _ = self.context(z, zlens)
-        out = self.objective(feats, c, mask)
+        c, clens, _ = self.context(z, zlens)
+        out = self.objective(feats, c, mask, clens)
         return {"loss": out.loss, "accuracy": out.accuracy, "masked": out.masked_fraction}
