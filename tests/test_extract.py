@@ -1,6 +1,8 @@
 """scpc-a2r, scpc-pca, scpc-info: layouts, formats, layers, frame rule, batching, resume,
 bad audio, PCA maths and compatibility checks. Tiny raw-audio models, a few seconds in all."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -12,7 +14,7 @@ from scpc.cli import a2r, info
 from scpc.cli import pca as pca_cli
 from scpc.errors import ScpcError
 from scpc.modelinfo import describe, expected_frames, frame_offset
-from scpc.models import ConvEncoder, EncoderSequence, RecurrentEncoder
+from scpc.models import ConvEncoder, EncoderSequence, FeedForwardEncoder, RecurrentEncoder
 from scpc.models.checkpoint import load_inference_checkpoint, save_inference_checkpoint
 from scpc.pca import Pca, fit, load_pca
 
@@ -137,6 +139,23 @@ def test_frame_rule_every_length(model, tmp_path):
         for i, rep in zip(batch, extract.encode(model, [wavs[i] for i in batch], -1, "cpu")):
             got[len(wavs[i])] = rep.shape[0]
     assert all(got[s] == expected_frames(s, 160, 1) == (s + 1) // 160 for s in range(1, 3001))
+
+
+def test_frame_rule_of_filter_bank_models(tmp_path):
+    """fbank-80 + an encoder: T' = (S + 80) // 160 from one whole frame (201 samples) on, as
+    scpc-info states it; checked through the extraction path for every S up to 1200."""
+    from scpc.frontend import load_frontend_config
+    from scpc.modelinfo import frame_rule
+
+    fbank = load_frontend_config(Path(__file__).parents[1] / "conf" / "feats" / "fbank-80.json")
+    path = tmp_path / "fb.ckpt"
+    save_inference_checkpoint(path, FeedForwardEncoder(80, 8), fbank)
+    model = load_inference_checkpoint(path)
+    assert frame_rule(model) == (80, 201)
+    wavs = [np.random.default_rng(s).uniform(-1, 1, s).astype(np.float32) for s in range(201, 1201)]
+    for batch in extract.plan_batches([len(w) for w in wavs], 200 * 1200):
+        for i, rep in zip(batch, extract.encode(model, [wavs[i] for i in batch], -1, "cpu")):
+            assert rep.shape[0] == expected_frames(len(wavs[i]), 160, 80, 201)
 
 
 def test_batched_equals_single(model):

@@ -1,10 +1,11 @@
 """What a best.ckpt is, from the file alone: sizes, frame rule, layers, provenance.
 
-The frame rule is ``T' = max(0, (S + frame_offset) // downsampling_factor)`` output frames for
-``S`` audio samples. Strided convolutions and framed front-ends compose to this form, but no
-encoder states its offset, so it is found by probing output lengths over every ``S`` in a
-few periods; when no offset fits them all, the model follows no such rule and ``None`` is
-reported.
+The frame rule is ``T' = (S + frame_offset) // downsampling_factor`` output frames for
+``S >= min_samples`` audio samples, and none for shorter inputs. Strided convolutions and
+framed front-ends compose to this form (a filter bank needs one whole 25 ms frame, hence
+``min_samples``), but no encoder states its offset, so it is found by probing output lengths
+over every ``S`` in a few periods; when no offset fits them all, the model follows no such
+rule and ``None`` is reported.
 """
 
 from __future__ import annotations
@@ -41,20 +42,39 @@ def probe_lengths(model: InferenceModel) -> list[int]:
     return list(range(1, 3 * d + 1)) + list(range(3 * d + 1, 16 * d, 37))
 
 
-def frame_offset(model: InferenceModel) -> int | None:
-    """The offset fitting every probed length, or None if none does."""
+def frame_rule(model: InferenceModel) -> tuple[int | None, int]:
+    """(offset, min_samples): the offset fitting every probed length from the shortest that
+    gives a frame (None if none fits), and that shortest length."""
     d = model.downsampling_factor
     lengths = probe_lengths(model)
+    counts = frame_counts(model, lengths)
+    first = next((s for s, t in zip(lengths, counts) if t > 0), None)
+    if first is None:
+        return None, 0
     lo, hi = -(10**12), 10**12  # the feasible offsets, intersected over lengths
-    for s, t in zip(lengths, frame_counts(model, lengths)):
+    for s, t in zip(lengths, counts):
+        if s < first:
+            continue
         if t > 0:  # t*d <= s + o < (t+1)*d
             lo, hi = max(lo, t * d - s), min(hi, (t + 1) * d - 1 - s)
-        else:  # s + o < d
-            hi = min(hi, d - 1 - s)
-    return lo if lo == hi else None
+        else:  # a frameless input past the first framed one: no rule of this form
+            return None, first
+    if lo > hi:
+        return None, first
+    # below ``first`` the rule itself may already give 0 frames; keep the smallest offset
+    # consistent with every count, and report min_samples only where it adds a constraint
+    return lo, first
 
 
-def expected_frames(num_samples: int, downsampling_factor: int, offset: int) -> int:
+def frame_offset(model: InferenceModel) -> int | None:
+    return frame_rule(model)[0]
+
+
+def expected_frames(
+    num_samples: int, downsampling_factor: int, offset: int, min_samples: int = 0
+) -> int:
+    if num_samples < min_samples:
+        return 0
     return max(0, (num_samples + offset) // downsampling_factor)
 
 
@@ -68,7 +88,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     """Ordered ``key: value`` facts about a checkpoint."""
     model = load_inference_checkpoint(path)
     sizes = layer_sizes(model)
-    offset = frame_offset(model)
+    offset, min_samples = frame_rule(model)
     d = model.downsampling_factor
     info: dict[str, Any] = {
         "checkpoint": os.fspath(path),
@@ -78,6 +98,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         "output_size": model.output_size,
         "downsampling_factor": d,
         "frame_offset": "none" if offset is None else offset,
+        "min_samples": min_samples,
         "frame_rate_hz": f"{SAMPLE_RATE / d:g}",
         "num_params": sum(p.numel() for p in model.parameters()),
         "layers": len(sizes),

@@ -2,7 +2,8 @@
 
 Prints aligned ``key value`` lines; recipes read one with
 ``scpc-info best.ckpt | awk '$1 == "output_size" {print $2}'``. The frame rule is
-T' = max(0, (S + frame_offset) // downsampling_factor) frames for S audio samples.
+T' = (S + frame_offset) // downsampling_factor frames for S >= min_samples audio samples
+(none for shorter inputs).
 """
 
 from __future__ import annotations

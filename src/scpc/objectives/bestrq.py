@@ -151,9 +151,9 @@ class BestRqLoss(nn.Module):
     ) -> BestRqOutput:
         """Loss of the context (N, T', C), computed from masked features, against the codes of
         the unmasked features, on the masked frames."""
-        targets = self.quantizer(
-            stack_frames(standardize(feats, lens, self.factor), self.factor)
-        )[:, : context.shape[1]]
+        targets = self.quantizer(stack_frames(standardize(feats, lens, self.factor), self.factor))[
+            :, : context.shape[1]
+        ]
         m = mask[:, : context.shape[1]]
         if self.head_csa is not None:
             if lens is None:

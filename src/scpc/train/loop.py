@@ -367,6 +367,7 @@ class Trainer:
                 disable=self.quiet or not self.d.main,
                 unit="batch",
                 dynamic_ncols=True,
+                mininterval=0.1 if sys.stderr.isatty() else 30.0,  # logs get a line per 30 s
                 file=sys.stderr,
             )
             tic, audio = time.perf_counter(), 0.0
