@@ -24,11 +24,14 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from scpc.audio import SAMPLE_RATE
 from scpc.config import Config, dump
 from scpc.data.batch_plan import epoch_plan, rank_slice
 from scpc.data.chunking import Chunking
+from scpc.data.featdir import read_feat_dir_frontend
 from scpc.data.featdir_dataset import FeatDirDataset, collate
 from scpc.errors import ScpcError
+from scpc.frontend import frontend_from_config
 from scpc.io import atomic_path
 from scpc.models.checkpoint import save_inference_checkpoint
 from scpc.train import distributed
@@ -54,16 +57,6 @@ class Progress:
     bad_epochs: int = 0
     stopped: bool = False
     window: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "acc": 0.0, "n": 0.0})
-
-
-def feat_dir_frontend(path: Path) -> dict[str, Any] | None:
-    import json
-
-    f = path / "frontend.json"
-    if not f.is_file():
-        return None
-    with open(f) as fh:
-        return json.load(fh)
 
 
 def git_commit() -> str:
@@ -141,14 +134,12 @@ class Trainer:
 
     # ----------------------------------------------------------------- set-up helpers
     def _check_frontend(self, feat_dir: Path) -> None:
-        want, have = self.config.get("frontend"), feat_dir_frontend(feat_dir)
-        if want is not None and have is not None and want != have:
+        want, have = self.config.get("frontend"), read_feat_dir_frontend(feat_dir)
+        if want is not None and want != have:
             raise ScpcError(
                 f"{feat_dir}/frontend.json does not match the model's front-end "
                 f"({self.config['feat_type']}); recompute the features or use another version"
             )
-        if want is None and have is None:
-            raise ScpcError(f"{feat_dir}: no frontend.json and the config names no front-end")
 
     def _amp_dtype(self) -> torch.dtype | None:
         amp = self.t["amp"]
@@ -253,7 +244,7 @@ class Trainer:
             "val_loss": val_loss,
             "speakers": sorted(self.speaker_ids),
         }
-        frontend = self.config.get("frontend") or feat_dir_frontend(self.train_ds.root)
+        frontend = self.config.get("frontend") or read_feat_dir_frontend(self.train_ds.root)
         save_inference_checkpoint(
             self.exp / "best.ckpt", self.model.encoder(), frontend, provenance
         )
@@ -441,8 +432,8 @@ class Trainer:
         return best if best.is_file() else None
 
     def _seconds_per_frame(self) -> float:
-        fe = self.config.get("frontend") or {}
-        return 1 / 16000 if fe.get("name", "raw") == "raw" else 0.01
+        frontend = self.config.get("frontend") or read_feat_dir_frontend(self.train_ds.root)
+        return frontend_from_config(frontend).frame_shift / SAMPLE_RATE
 
     def _optimizer_step(self) -> float:
         p = self.progress
