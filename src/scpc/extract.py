@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from scpc import audio
-from scpc.data.datadir import read_table
+from scpc.data.datadir import DataDir, audio_entries, read_table
 from scpc.errors import ScpcError
 from scpc.io import atomic_path
 
@@ -98,23 +98,12 @@ def read_map(path: str | os.PathLike) -> list[Utterance]:
 
 def read_data_dir(path: str | os.PathLike) -> list[Utterance]:
     """A Kaldi data dir's utterances: wav.scp, cut by segments when present."""
-    d = Path(path)
-    if not (d / "wav.scp").is_file():
-        raise ScpcError(f"{d}: no wav.scp (expected a Kaldi data dir)")
-    wavs = read_table(d / "wav.scp", check_sorted=False)
-    if not (d / "segments").is_file():
-        return read_map(d / "wav.scp")
-    utts = []
-    for utt, value in read_table(d / "segments", check_sorted=False).items():
-        fields = value.split()
-        if len(fields) != 3 or fields[0] not in wavs:
-            raise ScpcError(f"{d / 'segments'}: bad line for {utt!r} (recording start end)")
-        try:
-            start, end = float(fields[1]), float(fields[2])
-        except ValueError:
-            raise ScpcError(f"{d / 'segments'}: bad times for {utt!r}") from None
-        utts.append(Utterance(utt, wavs[fields[0]], "", start, end))
-    return utts
+    d = DataDir(path)
+    if not d.has("wav.scp"):
+        raise ScpcError(f"{path}: no wav.scp (expected a Kaldi data dir)")
+    if not d.has("segments"):
+        return read_map(d.file("wav.scp"))
+    return [Utterance(utt, entry, "", start, end) for utt, entry, start, end in audio_entries(d)]
 
 
 # ---------------------------------------------------------------------------- batching

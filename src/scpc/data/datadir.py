@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -537,3 +537,21 @@ def combine(dest: str | os.PathLike, sources: Sequence[str | os.PathLike]) -> in
                 raise ScpcError(f"{name}: differs between the sources; cannot combine")
             shutil.copyfile(src_files[0], t.file(name))
     return len(tables["utt2spk"])
+
+
+def audio_entries(d: DataDir) -> Iterator[tuple[str, str, float, float | None]]:
+    """(utt, wav.scp entry, start, end) for every utterance, through segments if present."""
+    wav = d.table("wav.scp")
+    if not d.has("segments"):
+        for utt, entry in wav.items():
+            yield utt, entry, 0.0, None
+        return
+    for utt, value in d.table("segments").items():
+        fields = value.split()
+        if len(fields) != 3 or fields[0] not in wav:
+            raise ScpcError(f"{d.file('segments')}: {utt}: expected '<recording> <start> <end>'")
+        try:
+            start, end = float(fields[1]), float(fields[2])
+        except ValueError:
+            raise ScpcError(f"{d.file('segments')}: {utt}: bad start/end {value!r}") from None
+        yield utt, wav[fields[0]], start, end

@@ -20,13 +20,13 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scpc import audio
 from scpc.data.alignment import FRAME_SHIFT, read_alignments
-from scpc.data.datadir import DataDir
+from scpc.data.datadir import DataDir, audio_entries
 from scpc.errors import ScpcError
 from scpc.frontend import check_config, frontend_from_config
 from scpc.io import atomic_path, atomic_write
@@ -116,24 +116,6 @@ def frame_labels(labels: Sequence[int], num_frames: int, frame_shift: int) -> to
     return torch.cat([ali, ali[-1:].expand(num_frames - len(ali))])
 
 
-def _audio_entries(d: DataDir) -> Iterator[tuple[str, str, float, float | None]]:
-    """(utt, wav.scp entry, start, end) for every utterance, through segments if present."""
-    wav = d.table("wav.scp")
-    if not d.has("segments"):
-        for utt, entry in wav.items():
-            yield utt, entry, 0.0, None
-        return
-    for utt, value in d.table("segments").items():
-        fields = value.split()
-        if len(fields) != 3 or fields[0] not in wav:
-            raise ScpcError(f"{d.file('segments')}: {utt}: expected '<recording> <start> <end>'")
-        try:
-            start, end = float(fields[1]), float(fields[2])
-        except ValueError:
-            raise ScpcError(f"{d.file('segments')}: {utt}: bad start/end {value!r}") from None
-        yield utt, wav[fields[0]], start, end
-
-
 def _save(tensor: torch.Tensor, path: Path) -> None:
     import torch
 
@@ -165,7 +147,7 @@ def compute_feat_dir(
     d, feat_dir = DataDir(data_dir), Path(feat_dir)
     _claim(feat_dir, config)
     alis = dict(read_alignments(d.file("ali.txt"))) if d.has("ali.txt") else {}
-    entries = list(_audio_entries(d))
+    entries = list(audio_entries(d))
     utts = [e[0] for e in entries]
     if job is not None:
         wanted = set(job_share(utts, job, num_jobs or 1))
