@@ -397,7 +397,7 @@ class Trainer:
                 audio += float(chunk_lens.sum())
                 p.batch += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(out['loss']):.3f}", step=p.step)
+                bar.set_postfix(loss=f"{float(out['loss'].detach()):.3f}", step=p.step)
                 if last_of_group:
                     lr = self._optimizer_step()
                     if p.step % self.t["log_every_steps"] == 0 and self.d.main:
