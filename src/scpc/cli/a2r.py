@@ -45,8 +45,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-seconds",
         type=float,
-        default=100.0,
-        help="padded audio per batch, in seconds (default: 100); inputs are sorted by length",
+        help="padded audio per batch, in seconds (default: one utterance per batch on a CPU, "
+        f"{extract.GPU_BATCH_SECONDS:g} s on a GPU); inputs are sorted by length",
     )
     p.add_argument("--nj", type=int, default=1, help="worker processes (default: 1)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that exist")
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     p = parser()
     args = p.parse_args(argv)
-    if args.batch_seconds <= 0 or args.nj < 1:
+    if (args.batch_seconds is not None and args.batch_seconds <= 0) or args.nj < 1:
         p.error("--batch-seconds must be positive and --nj at least 1")
     utts, checkpoint, out_dir = inputs(p, args)
     job = extract.Job(
@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         layer=args.layer,
         fmt="npy" if args.numpy else "pt",
         device=args.device,
-        batch_samples=int(args.batch_seconds * SAMPLE_RATE),
+        batch_samples=int(args.batch_seconds * SAMPLE_RATE)
+        if args.batch_seconds
+        else extract.default_batch_samples(args.device),
         read_opts=extract.ReadOptions(args.resample, args.channel),
         pca_file=args.pca_file,
     )

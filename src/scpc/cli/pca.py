@@ -34,7 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the frame choice (default: 0)")
     p.add_argument("--device", default="auto", help="cpu, cuda[:N] or auto (default)")
-    p.add_argument("--batch-seconds", type=float, default=100.0, help="padded audio per batch")
+    p.add_argument(
+        "--batch-seconds",
+        type=float,
+        help="padded audio per batch (default: one utterance on a CPU, 100 s on a GPU)",
+    )
     p.add_argument("--resample", action="store_true", help="resample other rates to 16 kHz")
     p.add_argument("--channel", type=int, help="channel of multi-channel audio (0-based)")
     args = p.parse_args(argv)
@@ -45,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         dim_ = int(dim)
     except ValueError:
         p.error(f"DIM must be an integer, got {dim!r}")
-    if args.batch_seconds <= 0:
+    if args.batch_seconds is not None and args.batch_seconds <= 0:
         p.error("--batch-seconds must be positive")
     utts = extract.read_map(args.in_map) if args.in_map else extract.read_data_dir(args.paths[0])
     pca = fit_on_audio(
@@ -56,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         frames_per_utt=args.frames_per_utt,
         seed=args.seed,
         device=args.device,
-        batch_samples=int(args.batch_seconds * SAMPLE_RATE),
+        batch_samples=int(args.batch_seconds * SAMPLE_RATE)
+        if args.batch_seconds
+        else extract.default_batch_samples(args.device),
         read_opts=extract.ReadOptions(args.resample, args.channel),
     )
     pca.save(out)
