@@ -244,3 +244,21 @@ def test_bestrq_trains_on_filter_banks_and_extracts(tmp_path, mini_data):
     assert model.downsampling_factor == 160 and model.output_size == 32
     out = model(torch.randn(1, 16000) * 0.1, torch.tensor([16000]))
     assert out.output.shape == (1, (16000 + 80) // 160, 32)
+
+
+def test_speaker_embedding_uses_training_speakers_only(tmp_path, mini_data):
+    """Speaker ids come from the training set's utt2spk (1..S, stored with best.ckpt's
+    provenance); validation utterances of unseen speakers get id 0, which adds nothing."""
+    root = tmp_path / "f"
+    train = make_raw_feats(mini_data / "train", root / "train", 4)
+    valid = make_raw_feats(mini_data / "dev", root / "dev", 8)  # more utterances than train
+    c = json.loads(json.dumps(TINY))
+    c["training"].update(batch_size=2, max_epochs=1)
+    c["training"]["cpc_loss"]["speaker_embedding"] = True
+    trainer = Trainer(merge(DEFAULTS, c, "test"), train, valid, tmp_path / "exp", quiet=True)
+    spk = sorted(set(read_table(train / "ext" / "utt2spk").values()))
+    assert trainer.speaker_ids == {s: i + 1 for i, s in enumerate(spk)}
+    assert trainer.model.objective.speakers.num_embeddings == len(spk) + 1
+    trainer.fit()
+    model = load_inference_checkpoint(tmp_path / "exp" / "best.ckpt")
+    assert model.provenance["speakers"] == spk

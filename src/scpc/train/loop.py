@@ -250,7 +250,7 @@ class Trainer:
         )
 
     # ----------------------------------------------------------------- one batch
-    def _batch(self, items, seed: int, ids_offset: int):
+    def _batch(self, ds: FeatDirDataset, items, seed: int, ids_offset: int):
         feats, lens, alis, ids = collate(items)
         g = torch.Generator().manual_seed(seed)
         chunks, chunk_lens, sources = self.chunking(
@@ -266,12 +266,7 @@ class Trainer:
             dtype=torch.long,
         )
         spk = torch.tensor(
-            [
-                self.speaker_ids.get(
-                    self.train_ds.utt2spk.get(self.train_ds.uttids[int(ids[s])], ""), 0
-                )
-                for s in sources
-            ],
+            [self.speaker_ids.get(ds.utt2spk.get(ds.uttids[int(ids[s])], ""), 0) for s in sources],
             dtype=torch.long,
         )
         dev = self.d.device
@@ -306,10 +301,11 @@ class Trainer:
                 continue
             seed = mix(self.t["seed"], "valid", b)
             torch.manual_seed(seed)
-            chunks, chunk_lens, spk, g, utt_seeds, _ = self._batch([ds[i] for i in mine], seed, 0)
+            chunks, chunk_lens, spk, g, utt_seeds, _ = self._batch(
+                ds, [ds[i] for i in mine], seed, 0
+            )
             if len(chunks) == 0:
                 continue
-            spk.zero_()  # validation speakers are not the training speakers
             out = self._forward(self.model, chunks, chunk_lens, spk, g, utt_seeds)
             total += float(out["loss"]) * len(chunks)
             correct += float(out["accuracy"]) * len(chunks)
@@ -370,7 +366,7 @@ class Trainer:
                 mine = rank_slice(global_batch, self.d.rank, self.d.world_size)
                 offset = self.d.rank * len(mine)
                 chunks, chunk_lens, spk, g, utt_seeds, _ = self._batch(
-                    [self.train_ds[i] for i in mine], seed, offset
+                    self.train_ds, [self.train_ds[i] for i in mine], seed, offset
                 )
                 group_start, group_end = (
                     b // accum * accum,
