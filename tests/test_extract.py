@@ -334,3 +334,16 @@ def test_bad_checkpoint_names_file(tmp_path):
     (tmp_path / "best.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(ScpcError, match=f"{tmp_path / 'best.ckpt'}: not a readable checkpoint"):
         info.main([str(tmp_path / "best.ckpt")])
+
+
+def test_clis_work_from_best_ckpt_alone_in_any_directory(in_dir, ckpt, tmp_path):
+    """A copied checkpoint, relative paths, and a working directory outside the repository."""
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    (work / "model.ckpt").write_bytes(ckpt.read_bytes())
+    info_out = run_script("scpc-info", "model.ckpt", cwd=work).stdout
+    assert "downsampling_factor 160" in " ".join(info_out.split())
+    run_script("scpc-a2r", in_dir, "model.ckpt", "reps", cwd=work)
+    assert sorted(p.relative_to(work / "reps") for p in (work / "reps").rglob("*.pt")) == sorted(
+        p.relative_to(in_dir).with_suffix(".pt") for p in in_dir.rglob("*.wav")
+    )
