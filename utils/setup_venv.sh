@@ -6,7 +6,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=$root/.venv
 stamp=$venv/.requirements.sha256
 
-want=$(cat "$root/requirements.txt" "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)
+want=$(cat "$root/requirements.txt" "$root/pyproject.toml" "$root/utils/setup_venv.sh" | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -30,5 +30,10 @@ pip_install() {  # pip, without this machine's warnings about absent local index
 }
 pip_install -r "$root/requirements.txt"
 pip_install --no-deps -e "$root"
+# The ZeroSpeech ABX reference scorer, to check scpc-abx against: without its dependencies,
+# which would pull a torchaudio that cannot be imported here (scpc.eval wraps the import).
+# It compiles a Cython extension; without a C compiler scpc-abx still works.
+pip_install --no-deps zerospeech-libriabx2==0.9.8 ||
+  echo "$0: warning: zerospeech-libriabx2 did not build (needs gcc); scpc-abx works without it" >&2
 echo "$want" > "$stamp"
 echo "$0: done"
