@@ -155,3 +155,29 @@ def test_raw_takes_no_options_and_files_are_checked(tmp_path):
     bad.write_text('{"name": "stft"}')
     with pytest.raises(ScpcError, match=f"{bad}: .*'bank'"):
         load_frontend_config(bad)
+
+
+def test_mfcc_is_the_orthonormal_dct_of_the_log_filter_bank():
+    import math
+
+    from scpc.frontend.mfcc import dct_matrix
+
+    m = dct_matrix(8, 8)
+    torch.testing.assert_close(m.T @ m, torch.eye(8, dtype=torch.float64))
+    config = load_frontend_config(ROOT / "conf" / "feats" / "mfcc-13.json")
+    mfcc = frontend_from_config(config)
+    fbank = frontend_from_config(config["fbank"])
+    wav = torch.randn(1, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    lens = torch.tensor([8000])
+    ceps, frames = mfcc(wav, lens)
+    logmel, _ = fbank(wav, lens)
+    assert mfcc.feat_size == 13 and ceps.shape == (1, int(frames[0]), 13)
+    x = logmel[0, 7].double()
+    n = len(x)
+    for k in (0, 1, 12):  # DCT-II, orthonormal, written out
+        scale = math.sqrt((1 if k == 0 else 2) / n)
+        want = scale * sum(x[i] * math.cos(math.pi / n * (i + 0.5) * k) for i in range(n))
+        assert abs(float(ceps[0, 7, k]) - float(want)) < 1e-4
+    bad = dict(config, num_ceps=41)
+    with pytest.raises(ScpcError, match="num_ceps"):
+        frontend_from_config(bad)

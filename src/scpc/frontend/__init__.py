@@ -41,6 +41,10 @@ def frontend_from_config(config: dict[str, Any]) -> Frontend:
         from scpc.frontend.base import RawFrontend
 
         return RawFrontend(config)
+    if name == "mfcc":
+        from scpc.frontend.mfcc import MfccFrontend
+
+        return MfccFrontend(config)
     from scpc.frontend.stft import StftFrontend
 
     return StftFrontend(config)

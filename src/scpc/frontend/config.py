@@ -180,7 +180,7 @@ def stft_settings(config: dict[str, Any]) -> StftSettings:
     )
 
 
-FRONTENDS = ("raw", "stft")
+FRONTENDS = ("raw", "stft", "mfcc")
 
 
 def check_config(config: Any) -> str:
@@ -200,4 +200,17 @@ def check_config(config: Any) -> str:
             raise ScpcError("front-end config: 'normalize' of the 'raw' front-end is true or false")
     if name == "stft":
         stft_settings(config)
+    if name == "mfcc":
+        extra = sorted(set(config) - {"name", "num_ceps", "fbank"})
+        if extra:
+            raise ScpcError(f"front-end config: unknown key {extra[0]!r} in the 'mfcc' front-end")
+        fbank = config.get("fbank")
+        if not isinstance(fbank, dict) or fbank.get("name") != "stft":
+            raise ScpcError("front-end config: 'mfcc' needs an 'fbank' that is an 'stft' config")
+        st = stft_settings(fbank)
+        if not st.use_log or st.include_energy:
+            raise ScpcError("front-end config: an 'mfcc' fbank must be log, without energy")
+        ceps = config.get("num_ceps")
+        if not isinstance(ceps, int) or not 1 <= ceps <= st.num_filts:
+            raise ScpcError("front-end config: 'num_ceps' must be an integer from 1 to num_filts")
     return name
