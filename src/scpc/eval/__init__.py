@@ -1,0 +1,1 @@
+"""Evaluation: ZeroSpeech ABX (:mod:`scpc.eval.abx`), and the reference scorer wrapper."""
