@@ -51,6 +51,21 @@ def test_run_sh_end_to_end(tmp_path):
     again = run_script(ROOT / "run.sh", *args, "--stage", "1")
     assert "training" in again.stdout and "best.ckpt exists" in again.stdout
 
+    # ABX of the model with two reference rows, on the dev part
+    zrc = [ROOT / "local" / "zrc_run.sh", "--model", "tiny", "--version", "3"]
+    zrc += ["--datadir", tmp_path / "data", "--expdir", exp, "--parts", "dev"]
+    proc = run_script(*zrc, "--baselines", "fbank random")
+    table = [r for r in map(str.split, proc.stdout.splitlines()) if len(r) == 6 and r[1] == "dev"]
+    assert [row[:2] for row in table] == [["tiny", "dev"], ["fbank", "dev"], ["random", "dev"]]
+    assert all(0 <= float(x) <= 100 for row in table for x in row[2:])
+    scores = (em / "abx" / "mini" / "scores.csv").read_text().splitlines()
+    assert len(scores) == 1 + 3 * 4
+    rerun = run_script(*zrc, "--baselines", "fbank random")  # scores exist: table only
+    assert (
+        "scpc-a2r" not in rerun.stderr
+        and rerun.stdout.splitlines()[-5:] == proc.stdout.splitlines()[-5:]
+    )
+
 
 def test_run_sh_refuses_unknown_model(tmp_path):
     proc = run_script(ROOT / "run.sh", "--model", "nonesuch", "--expdir", tmp_path, check=False)
