@@ -35,26 +35,13 @@ from typing import Literal
 import numpy as np
 import torch
 
+from scpc.data.alignment import ITEM_HEADER, Item
 from scpc.errors import ScpcError
 
 SPEAKER_MODES = ("within", "across")
 CONTEXT_MODES = ("within", "any")
 DISTANCES = ("cosine", "euclidean", "kl", "kl_symmetric")
-HEADER = "#file onset offset #phone prev-phone next-phone speaker"
 FEAT_EXTENSIONS = (".pt", ".npy")
-
-
-@dataclass(frozen=True)
-class Item:
-    """One line of an item file."""
-
-    file: str
-    onset: float
-    offset: float
-    phone: str
-    prev: str
-    next: str
-    speaker: str
 
 
 @dataclass
@@ -115,14 +102,14 @@ def read_item_file(path: str | os.PathLike) -> list[Item]:
     except (OSError, UnicodeDecodeError) as e:
         raise ScpcError(f"{path}: cannot read item file ({e})") from None
     if not lines or not lines[0].startswith("#"):
-        raise ScpcError(f"{path}:1: expected the header line '{HEADER}'")
+        raise ScpcError(f"{path}:1: expected the header line '{ITEM_HEADER}'")
     items = []
     for n, line in enumerate(lines[1:], start=2):
         cols = line.split()
         if not cols:
             continue
         if len(cols) != 7:
-            raise ScpcError(f"{path}:{n}: expected 7 columns ({HEADER}), got {len(cols)}")
+            raise ScpcError(f"{path}:{n}: expected 7 columns ({ITEM_HEADER}), got {len(cols)}")
         try:
             onset, offset = float(cols[1]), float(cols[2])
         except ValueError:
