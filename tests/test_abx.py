@@ -12,12 +12,13 @@ import pytest
 import torch
 
 from scpc.cli import abx as cli
+from scpc.data.alignment import ITEM_HEADER
 from scpc.errors import ScpcError
 from scpc.eval import abx
 
 ROOT = Path(__file__).resolve().parents[1]
 MINI = ROOT / "corpus" / "mini"
-HEADER = abx.HEADER + "\n"
+HEADER = ITEM_HEADER + "\n"
 
 
 def write_corpus(root: Path, items: list[tuple], feats: dict[str, np.ndarray]) -> tuple[Path, Path]:
