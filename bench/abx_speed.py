@@ -76,7 +76,7 @@ def main() -> None:
     print(f"ABX on mini {args.part}: {ours.num_items} items, fbank-80, cosine, {args.device}")
     head = ("condition", "zrc_abx2 %", "scpc walk %", "scpc item %", "max |diff|")
     print(f"{head[0]:<16}{head[1]:>12}{head[2]:>13}{head[3]:>13}{head[4]:>12}")
-    for spk, ctx in libriabx2.CONDITIONS:
+    for spk, ctx in abx.CONDITIONS:
         z, w, o = (
             100 * ref[(spk, ctx)],
             100 * walk.get(spk, ctx).error,

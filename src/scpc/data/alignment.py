@@ -7,6 +7,7 @@ Item files are ZeroSpeech's ``#file onset offset #phone prev-phone next-phone sp
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -124,18 +125,22 @@ def write_items(path: str | os.PathLike, items: Iterable[Item]) -> None:
 
 
 def read_items(path: str | os.PathLike) -> list[Item]:
+    """The items of a ZeroSpeech item file (its header line optional); a malformed line is an
+    error naming file:line. Zero-length items are allowed (ABX drops them)."""
     items = []
     for lineno, fields in _fields(path):
         if lineno == 1 and fields[0] == "#file":
             continue
         if len(fields) != 7:
-            raise ScpcError(f"{path}:{lineno}: expected 7 fields, got {len(fields)}")
+            raise ScpcError(
+                f"{path}:{lineno}: expected 7 columns ({ITEM_HEADER}), got {len(fields)}"
+            )
         try:
             onset, offset = float(fields[1]), float(fields[2])
         except ValueError:
             raise ScpcError(f"{path}:{lineno}: onset and offset must be numbers") from None
-        if not 0 <= onset < offset:
-            raise ScpcError(f"{path}:{lineno}: need 0 <= onset < offset, got {onset} {offset}")
+        if not (math.isfinite(onset) and math.isfinite(offset)) or not 0 <= onset <= offset:
+            raise ScpcError(f"{path}:{lineno}: need 0 <= onset <= offset, got {onset} {offset}")
         items.append(Item(fields[0], onset, offset, *fields[3:]))
     return items
 

@@ -35,11 +35,13 @@ from typing import Literal
 import numpy as np
 import torch
 
-from scpc.data.alignment import ITEM_HEADER, Item
+from scpc.data.alignment import Item, read_items
 from scpc.errors import ScpcError
 
 SPEAKER_MODES = ("within", "across")
 CONTEXT_MODES = ("within", "any")
+# the four (speaker, context) conditions in the order ZeroSpeech reports them
+CONDITIONS = (("within", "within"), ("across", "within"), ("within", "any"), ("across", "any"))
 DISTANCES = ("cosine", "euclidean", "kl", "kl_symmetric")
 FEAT_EXTENSIONS = (".pt", ".npy")
 
@@ -97,28 +99,7 @@ class AbxResult:
 
 def read_item_file(path: str | os.PathLike) -> list[Item]:
     """The items of a ZeroSpeech item file; a malformed line is an error naming file:line."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScpcError(f"{path}: cannot read item file ({e})") from None
-    if not lines or not lines[0].startswith("#"):
-        raise ScpcError(f"{path}:1: expected the header line '{ITEM_HEADER}'")
-    items = []
-    for n, line in enumerate(lines[1:], start=2):
-        cols = line.split()
-        if not cols:
-            continue
-        if len(cols) != 7:
-            raise ScpcError(f"{path}:{n}: expected 7 columns ({ITEM_HEADER}), got {len(cols)}")
-        try:
-            onset, offset = float(cols[1]), float(cols[2])
-        except ValueError:
-            raise ScpcError(f"{path}:{n}: onset and offset must be numbers") from None
-        if not (math.isfinite(onset) and math.isfinite(offset)) or not 0 <= onset <= offset:
-            raise ScpcError(
-                f"{path}:{n}: bad times {cols[1]} {cols[2]} (need 0 <= onset <= offset)"
-            )
-        items.append(Item(cols[0], onset, offset, cols[3], cols[4], cols[5], cols[6]))
+    items = read_items(path)
     if not items:
         raise ScpcError(f"{path}: no items")
     return items

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 from scpc.errors import ScpcError
+from scpc.eval.abx import CONDITIONS
 from scpc.io import atomic_write
 
-CONDITIONS = (("within", "within"), ("across", "within"), ("within", "any"), ("across", "any"))
 COLUMNS = ("system", "part", "speaker_mode", "context_mode", "distance", "abx_error_pct")
 
 

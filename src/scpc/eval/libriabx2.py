@@ -17,8 +17,6 @@ from typing import Any
 
 from scpc.errors import ScpcError
 
-CONDITIONS = (("within", "within"), ("across", "within"), ("within", "any"), ("across", "any"))
-
 
 def _import() -> Any:
     try:
