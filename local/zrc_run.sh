@@ -3,6 +3,7 @@
 #
 #   local/zrc_run.sh --model cpc.mini --version 0          # mini corpus dev + test, offline
 #   local/zrc_run.sh --model cpc.small --pca 32            # score run.sh's pca_32.pt projection
+#   local/zrc_run.sh --model cpc.small --set abxLS         # the ZeroSpeech benchmark (network)
 #
 # For every system (the model, and the baselines: 41-dim log filter banks, 13 MFCCs, and the
 # model's architecture as initialised, before training) and every part, representations are
@@ -10,19 +11,27 @@
 # speaker x within/any context). Scores go to exp/<model>/version_<N>/abx/<set>/, one CSV per
 # system and part plus scores.csv with all of them, and an aligned table is printed.
 # Finished extractions and scores are skipped, so a re-run only adds what is missing.
+#
+# --set abxLS is ZeroSpeech's LibriSpeech ABX through zerospeech-benchmarks' zrc (installed
+# into .venv by utils/setup_zrc.sh): zrc datasets:pull abxLS-dataset (into $APP_DIR, default
+# data/zerospeech), one zrc submission:init abxLS per system with params.yaml and meta.yaml
+# rendered from conf/zrc/, float64 .npy representations of dev/test-clean/other, zrc
+# benchmarks:run abxLS; its scores are then tabled like the mini set's. It needs the network
+# and says so in one line when there is none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 model=cpc.mini                  # exp/<model>/version_<version>/best.ckpt (from run.sh)
 version=0                       # experiment version
 pca=                            # score the model's pca_<pca>.pt projection (run.sh stage 4)
-set=mini                        # evaluation set: mini (the committed corpus, offline)
-parts="dev test"                # parts of the set to score
+set=mini                        # evaluation set: mini (the committed corpus, offline) or abxLS
+parts=                          # parts to score (default: mini "dev test"; abxLS all four)
 baselines="fbank mfcc random"   # reference rows: fbank, mfcc, random (empty: none)
 distance=cosine                 # frame distance: cosine, euclidean, kl or kl_symmetric
 nj=2                            # extraction processes
 datadir=data                    # where data dirs are
 expdir=exp                      # where experiments are
+zrc="scpc-zrc zrc"              # the zrc command (abxLS; default: zerospeech-benchmarks')
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$0: unexpected argument '$1' (see --help)" >&2; exit 1; }
 
@@ -33,8 +42,19 @@ em=$expdir/$model/version_$version
 [ -f $em/best.ckpt ] ||
   { echo "$0: no $em/best.ckpt; train it first: ./run.sh --model $model --version $version" >&2; exit 1; }
 case $set in
-  mini) data=$datadir/mini; [ -f $data/.complete ] || local/mini_data_prep.sh $data ;;
-  *) echo "$0: --set must be mini, not '$set'" >&2; exit 1 ;;
+  mini)
+    data=$datadir/mini; parts=${parts:-dev test}
+    [ -f $data/.complete ] || local/mini_data_prep.sh $data ;;
+  abxLS)
+    parts=${parts:-dev-clean dev-other test-clean test-other}
+    scpc-zrc check  # one line and exit 1 when offline
+    [ "$zrc" != "scpc-zrc zrc" ] || utils/setup_zrc.sh
+    export APP_DIR=${APP_DIR:-$datadir/zerospeech}  # zrc's dataset store
+    if [ ! -f $APP_DIR/.abxLS.complete ]; then
+      $zrc datasets:pull abxLS-dataset
+      touch $APP_DIR/.abxLS.complete
+    fi ;;
+  *) echo "$0: --set must be mini or abxLS, not '$set'" >&2; exit 1 ;;
 esac
 pca_opt=(); tag=$model
 if [ -n "$pca" ]; then
@@ -58,13 +78,38 @@ for b in $baselines; do
   systems+=("$b:$ckpt")
 done
 
+# zrc's abxLS: one submission per system, scored by zrc, converted to scpc-abx CSVs
+zrc_score() {  # name ckpt [--pca-file F]
+  local name=$1 ckpt=$2 sub=$abx/submission/$1 pca_arg=(); shift 2
+  [ $# -eq 0 ] || pca_arg=(--pca $pca)
+  # zrc selects subsets as sets x tasks: dev-clean -> -s dev -t clean
+  local sets=$(printf '%s\n' $parts | cut -d- -f1 | sort -u) tasks=$(printf '%s\n' $parts | cut -d- -f2 | sort -u)
+  [ -d $sub ] || $zrc submission:init abxLS $sub
+  scpc-zrc params --checkpoint $ckpt --distance $distance $sub/params.yaml
+  scpc-zrc meta --checkpoint $ckpt "${pca_arg[@]}" $sub/meta.yaml
+  for s in $sets; do
+    for t in $tasks; do
+      scpc-zrc wav-scp $APP_DIR $s-$t $abx/lists/$s-$t.scp
+      scpc-a2r --nj $nj "$@" --numpy --dtype float64 --in-map $abx/lists/$s-$t.scp $ckpt $sub/$s-$t
+    done
+  done
+  $zrc benchmarks:run abxLS $sub -s $sets -t $tasks
+  scpc-zrc collect --distance $distance $sub $name $abx
+}
+
 entries=()
 for system in "${systems[@]}"; do
   name=${system%%:*}; ckpt=${system#*:}
   opts=(); [ $name != $tag ] || opts=("${pca_opt[@]}")
+  if [ $set = abxLS ]; then
+    missing=$(for part in $parts; do [ -f $abx/$name.$part.csv ] || echo $part; done)
+    [ -z "$missing" ] || zrc_score $name $ckpt "${opts[@]}"
+  fi
   for part in $parts; do
     scores=$abx/$name.$part.csv
     if [ ! -f $scores ]; then
+      [ $set = mini ] ||
+        { echo "$0: zrc gave no $part scores for $name (see $abx/submission/$name/scores)" >&2; exit 1; }
       reps=$abx/reps/$name/$part
       scpc-a2r --nj $nj "${opts[@]}" --in-map $data/$part/wav.scp $ckpt $reps
       scpc-abx --distance $distance --out $scores $reps $data/$part/abx.item

@@ -239,19 +239,22 @@ def _run_window(model, window, layer, batch_samples, device, pca):
 # ---------------------------------------------------------------------------- outputs
 
 FORMATS = {"pt": ".pt", "npy": ".npy"}
+DTYPES = {"float32": torch.float32, "float64": torch.float64}  # float64: zrc's abxLS validator
 
 
 def output_path(out_dir: str | os.PathLike, utt: Utterance, fmt: str) -> Path:
     return Path(out_dir) / utt.subdir / f"{utt.uttid}{FORMATS[fmt]}"
 
 
-def save(path: Path, rep: torch.Tensor, fmt: str) -> None:
-    """float32 ``.pt`` or ``.npy``, written under a temporary name and renamed."""
+def save(path: Path, rep: torch.Tensor, fmt: str, dtype: str = "float32") -> None:
+    """``.pt`` or ``.npy`` of ``dtype``, written under a temporary name and renamed."""
+    # .to(dtype, copy=True): a slice would save the whole batch's storage
+    rep = rep.to(DTYPES[dtype], copy=True)
     with atomic_path(path) as tmp:
         if fmt == "npy":
-            np.save(tmp, rep.numpy().astype(np.float32, copy=False))
+            np.save(tmp, rep.numpy())
         else:
-            torch.save(rep.clone(), tmp)  # clone: a slice would save the whole batch's storage
+            torch.save(rep, tmp)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -280,6 +283,7 @@ class Job:
     read_opts: ReadOptions = ReadOptions()
     pca_file: str | None = None
     threads: int | None = None
+    dtype: str = "float32"
 
 
 @dataclass
@@ -322,7 +326,7 @@ def run_job(
     for utt, rep, samples in representations(
         model, utts, layer, job.batch_samples, device, job.read_opts, pca
     ):
-        save(output_path(job.out_dir, utt, job.fmt), rep, job.fmt)
+        save(output_path(job.out_dir, utt, job.fmt), rep, job.fmt, job.dtype)
         summary.files += 1
         summary.samples += samples
         if progress is not None:

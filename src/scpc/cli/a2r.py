@@ -6,7 +6,7 @@
 IN_DIR is searched recursively for files ending in --audio-suffix; outputs mirror its
 subdirectories and are named after the files (minus the suffix). --in-map reads
 ``<uttid> <path-or-Kaldi-pipe>`` lines (a Kaldi wav.scp works) and writes flat outputs.
-Each output is float32 (T', C), or (L, T', C) with --layer all. Existing outputs are
+Each output is float32 (or --dtype float64) (T', C), or (L, T', C) with --layer all. Existing outputs are
 skipped (re-running resumes) unless --overwrite.
 """
 
@@ -34,6 +34,12 @@ def parser() -> argparse.ArgumentParser:
     src.add_argument("--in-map", help="file of '<uttid> <path-or-pipe>' lines, e.g. wav.scp")
     p.add_argument("--audio-suffix", default=".wav", help="with an input dir (default: .wav)")
     p.add_argument("--numpy", action="store_true", help="write <uttid>.npy instead of .pt")
+    p.add_argument(
+        "--dtype",
+        choices=tuple(extract.DTYPES),
+        default="float32",
+        help="output precision (default: float32; ZeroSpeech's abxLS wants float64)",
+    )
     p.add_argument(
         "--layer",
         default="-1",
@@ -86,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         else extract.default_batch_samples(args.device),
         read_opts=extract.ReadOptions(args.resample, args.channel),
         pca_file=args.pca_file,
+        dtype=args.dtype,
     )
     if len({extract.output_path(out_dir, u, job.fmt) for u in utts}) != len(utts):
         raise ScpcError("two inputs map to the same output file")

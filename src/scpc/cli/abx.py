@@ -88,12 +88,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--context-mode", choices=("within", "any", "all"), default="all")
     p.add_argument("--distance", choices=abx.DISTANCES, default="cosine")
     p.add_argument(
-        "--max-size-group", type=int, default=10, help="items drawn per group (default: 10)"
+        "--max-size-group",
+        type=int,
+        default=abx.MAX_SIZE_GROUP,
+        help=f"items drawn per group (default: {abx.MAX_SIZE_GROUP})",
     )
     p.add_argument(
-        "--max-x-across", type=int, default=5, help="X speakers per A, B pair (default: 5)"
+        "--max-x-across",
+        type=int,
+        default=abx.MAX_X_ACROSS,
+        help=f"X speakers per A, B pair (default: {abx.MAX_X_ACROSS})",
     )
-    p.add_argument("--seed", type=int, default=3459, help="sampling seed (default: 3459)")
+    p.add_argument(
+        "--seed", type=int, default=abx.SEED, help=f"sampling seed (default: {abx.SEED})"
+    )
     p.add_argument(
         "--frame-shift", type=float, default=0.01, help="seconds per frame (default: 0.01)"
     )

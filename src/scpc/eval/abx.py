@@ -43,6 +43,10 @@ CONTEXT_MODES = ("within", "any")
 # the four (speaker, context) conditions in the order ZeroSpeech reports them
 CONDITIONS = (("within", "within"), ("across", "within"), ("within", "any"), ("across", "any"))
 DISTANCES = ("cosine", "euclidean", "kl", "kl_symmetric")
+# The ZeroSpeech protocol's sampling defaults (zrc_abx2 and zerospeech-benchmarks use the same).
+MAX_SIZE_GROUP = 10
+MAX_X_ACROSS = 5
+SEED = 3459
 FEAT_EXTENSIONS = (".pt", ".npy")
 
 
@@ -234,9 +238,9 @@ def sample_tasks(
     items: ItemSet,
     speaker_mode: str,
     context_mode: str,
-    max_size_group: int = 10,
-    max_x_across: int = 5,
-    seed: int = 3459,
+    max_size_group: int = MAX_SIZE_GROUP,
+    max_x_across: int = MAX_X_ACROSS,
+    seed: int = SEED,
 ) -> tuple[_Tasks, bool]:
     """The (X, A, B) groups of one condition, drawn as libriabx2 draws them; and whether X = A."""
     within_ctx = context_mode == "within"
@@ -482,9 +486,9 @@ def score_condition(
     speaker_mode: str,
     context_mode: str,
     distance: str = "cosine",
-    max_size_group: int = 10,
-    max_x_across: int = 5,
-    seed: int = 3459,
+    max_size_group: int = MAX_SIZE_GROUP,
+    max_x_across: int = MAX_X_ACROSS,
+    seed: int = SEED,
     device: str | torch.device = "cpu",
 ) -> ConditionScore:
     if speaker_mode not in SPEAKER_MODES:
@@ -510,9 +514,9 @@ def score_abx(
     speaker_modes: Sequence[str] = SPEAKER_MODES,
     context_modes: Sequence[str] = CONTEXT_MODES,
     distance: str = "cosine",
-    max_size_group: int = 10,
-    max_x_across: int = 5,
-    seed: int = 3459,
+    max_size_group: int = MAX_SIZE_GROUP,
+    max_x_across: int = MAX_X_ACROSS,
+    seed: int = SEED,
     frame_shift: float = 0.01,
     device: str | torch.device = "cpu",
     file_order: Literal["item", "walk"] = "item",

@@ -16,6 +16,7 @@ import warnings
 from typing import Any
 
 from scpc.errors import ScpcError
+from scpc.eval import abx
 
 
 def _import() -> Any:
@@ -48,9 +49,9 @@ def score(
     speaker_mode: str,
     context_mode: str,
     distance: str = "cosine",
-    max_size_group: int = 10,
-    max_x_across: int = 5,
-    seed: int = 3459,
+    max_size_group: int = abx.MAX_SIZE_GROUP,
+    max_x_across: int = abx.MAX_X_ACROSS,
+    seed: int = abx.SEED,
     frame_shift: float = 0.01,
     extension: str = ".pt",
 ) -> float:

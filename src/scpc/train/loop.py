@@ -237,6 +237,7 @@ class Trainer:
         provenance = {
             "name": self.config["name"],
             "version": self.exp.name,
+            "train_data": os.fspath(self.train_ds.root),
             "model_yaml": dump(self.config),
             "git_commit": git_commit(),
             "epoch": self.progress.epoch,
