@@ -234,3 +234,16 @@ def test_zrc_run_abxls_offline_stops_in_one_line(tmp_path):
         next(ln for ln in proc.stderr.splitlines() if ln.startswith("scpc-zrc: cannot reach"))
     ]
     assert not (tmp_path / "exp" / "fb" / "version_0" / "abx").exists()
+
+
+def test_zrc_without_zerospeech_benchmarks_is_one_line():
+    import importlib.util
+
+    if importlib.util.find_spec("zerospeech") is not None:
+        pytest.skip("zerospeech-benchmarks is installed")
+    proc = run_script(".venv/bin/scpc-zrc", "zrc", "--help", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "scpc-zrc: zerospeech-benchmarks is not installed (No module named 'zerospeech'); "
+        "utils/setup_zrc.sh installs it"
+    ]

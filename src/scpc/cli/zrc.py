@@ -11,6 +11,7 @@ scpc-zrc zrc ARGS...                            zerospeech-benchmarks' zrc comma
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from scpc.cli.common import run
@@ -76,6 +77,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["zrc"]:  # everything after it is zrc's, --help included
+        return zrc.run_zrc(argv[1:])
     args = parser().parse_args(argv)
     if args.command == "check":
         zrc.check_online(args.url, args.timeout)
@@ -93,8 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "collect":
         for path in zrc.convert_scores(args.submission, args.system, args.out_dir, args.distance):
             print(path)
-    else:
-        return zrc.run_zrc(args.args)
     return 0
 
 

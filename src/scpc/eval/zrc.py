@@ -242,6 +242,9 @@ def run_zrc(argv: Sequence[str]) -> int:
         raise ScpcError(
             f"zerospeech-benchmarks is not installed ({e}); utils/setup_zrc.sh installs it"
         ) from None
+    except Exception as e:  # it fetches its repository index while being imported
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise ScpcError(f"zrc could not start ({type(e).__name__}: {first})") from None
     sys.argv = ["zrc", *argv]
     try:
         main()
