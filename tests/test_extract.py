@@ -158,6 +158,25 @@ def test_frame_rule_of_filter_bank_models(tmp_path):
             assert rep.shape[0] == expected_frames(len(wavs[i]), 160, 80, 201)
 
 
+def test_filter_bank_then_recurrent_model_takes_clips_without_a_frame(tmp_path):
+    """A clip under one filter-bank frame has no frames; a recurrent encoder cannot take an
+    empty sequence, so the model gives it (0, C) beside the others (and scpc-info probes)."""
+    from scpc.frontend import load_frontend_config
+    from scpc.modelinfo import frame_rule
+
+    fbank = load_frontend_config(Path(__file__).parents[1] / "conf" / "feats" / "fbank-80.json")
+    path = tmp_path / "fb_gru.ckpt"
+    save_inference_checkpoint(path, RecurrentEncoder(80, 8, 1), fbank)
+    model = load_inference_checkpoint(path)
+    assert frame_rule(model) == (80, 201)
+    rng = np.random.default_rng(0)
+    wavs = [rng.uniform(-1, 1, n).astype(np.float32) for n in (100, 3000, 200)]
+    reps = extract.encode(model, wavs, -1, "cpu")
+    assert [tuple(r.shape) for r in reps] == [(0, 8), (19, 8), (0, 8)]
+    assert torch.equal(reps[1], extract.encode(model, wavs[1:2], -1, "cpu")[0])
+    assert [tuple(r.shape) for r in extract.encode(model, [wavs[0]], -1, "cpu")] == [(0, 8)]
+
+
 def test_batched_equals_single(model):
     rng = np.random.default_rng(0)
     wavs = [rng.uniform(-1, 1, n).astype(np.float32) for n in (161, 800, 3333, 9000, 16000)]

@@ -67,7 +67,29 @@ class InferenceModel(nn.Module):
 
     def forward(self, wav: torch.Tensor, lens: torch.Tensor) -> EncoderOutput:
         feats, feat_lens = self.frontend(wav, lens)
-        return self.encoder(feats, feat_lens)
+        keep = feat_lens > 0
+        if bool(keep.all()):
+            return self.encoder(feats, feat_lens)
+        # Inputs too short for one front-end frame (a filter bank needs 201 samples) have no
+        # frames; recurrent and attention encoders cannot take empty sequences, so only the
+        # others go through and the short ones get zero frames.
+        idx = keep.nonzero().flatten()
+        if len(idx):
+            sub = self.encoder(feats[idx], feat_lens[idx])
+        else:  # one frame of silence, only for the output shapes
+            sub = self.encoder(feats.new_zeros(1, 1, feats.shape[-1]), feat_lens.new_ones(1))
+            sub = EncoderOutput(
+                sub.output[:, :0], sub.lens * 0, tuple(h[:, :0] for h in sub.hidden_states)
+            )
+
+        def scatter(x: torch.Tensor) -> torch.Tensor:
+            full = x.new_zeros(len(wav), *x.shape[1:])
+            full[idx] = x
+            return full
+
+        return EncoderOutput(
+            scatter(sub.output), scatter(sub.lens), tuple(scatter(h) for h in sub.hidden_states)
+        )
 
 
 def load_inference_checkpoint(
