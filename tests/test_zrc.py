@@ -192,7 +192,9 @@ def test_zrc_run_abxls_with_an_offline_zrc(tmp_path, mini_data):
     assert params["feature_size"] == 0.01 and params["distance_mode"] == "cosine"
     meta = yaml.safe_load((sub_fb / "meta.yaml").read_text())
     assert meta["benchmark_name"] == "abxLS"
-    assert meta["model_info"]["system_description"].startswith("scpc fbank-41: id; 0.00M parameters")
+    assert meta["model_info"]["system_description"].startswith(
+        "scpc fbank-41: id; 0.00M parameters"
+    )
     rep = next((sub_fb / "dev-clean").glob("*.npy"))
     assert np.load(rep).dtype == np.float64 and np.load(rep).shape[1] == 41
     table = [

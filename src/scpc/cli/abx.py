@@ -22,6 +22,7 @@ from scpc.cli.common import run
 from scpc.errors import ScpcError
 from scpc.eval import abx
 from scpc.io import atomic_write
+from scpc.tables import aligned
 
 COLUMNS = (
     "speaker_mode",
@@ -67,12 +68,9 @@ def rows(result: abx.AbxResult) -> list[dict[str, str]]:
 
 
 def format_table(table: list[dict[str, str]]) -> str:
-    widths = {c: max(len(c), *(len(r[c]) for r in table)) for c in COLUMNS}
-    lines = ["  ".join((c.rjust if c in NUMERIC else c.ljust)(widths[c]) for c in COLUMNS)]
-    for r in table:
-        cells = [(r[c].rjust if c in NUMERIC else r[c].ljust)(widths[c]) for c in COLUMNS]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    return aligned(
+        COLUMNS, [[r[c] for c in COLUMNS] for r in table], left=len(COLUMNS) - len(NUMERIC)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         f"# {result.num_items} items ({result.num_dropped} of {result.num_lines} dropped: "
         f"no frame), distance {result.distance}"
     )
-    print(format_table(table))
+    print(format_table(table), end="")
     if args.out:
         with atomic_write(args.out) as f:
             w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")

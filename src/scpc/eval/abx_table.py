@@ -9,6 +9,7 @@ from pathlib import Path
 from scpc.errors import ScpcError
 from scpc.eval.abx import CONDITIONS
 from scpc.io import atomic_write
+from scpc.tables import aligned
 
 COLUMNS = ("system", "part", "speaker_mode", "context_mode", "distance", "abx_error_pct")
 
@@ -43,16 +44,10 @@ def combine(entries: list[tuple[str, str, str]], out: str | os.PathLike) -> str:
         w.writerow(COLUMNS)
         w.writerows(r[:5] + (f"{r[5]:.3f}",) for r in rows)
     header = ["system", "part"] + [f"{s}-spk/{c}-ctx" for s, c in CONDITIONS]
-    table = [header]
+    table = []
     for system, part, _ in entries:
         cells = {(r[2], r[3]): r[5] for r in rows if r[0] == system and r[1] == part}
         table.append(
             [system, part] + [f"{cells[c]:.2f}" if c in cells else "-" for c in CONDITIONS]
         )
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    lines = [
-        "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-        for row in table
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines) + "\n"
+    return aligned(header, table, left=2, rule=True)
