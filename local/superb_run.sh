@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# SUPERB-style probe of a pre-trained model, or of a filter-bank / MFCC baseline, on one task.
+#
+#   local/superb_run.sh --task pr --model cpc.mini                 # mini corpus, offline
+#   local/superb_run.sh --task pr --upstream fbank                 # the 80-dim log filter-bank row
+#   local/superb_run.sh --task asr --model cpc.small --set real --lr 1e-4
+#
+# The upstream is exp/<model>/version_<N>/best.ckpt (from run.sh), or with --upstream a
+# baseline made once with scpc-init (fbank: conf/feats/fbank-80.json, mfcc: mfcc-13.json,
+# both probed with per-utterance CMVN as s3prl's baseline upstreams) under
+# exp/baselines/<upstream>/. The config is conf/superb.<task>.mini.yaml (--set mini) or
+# conf/superb.<task>.yaml (--set real), or --config. Results go to
+#   <upstream dir>/superb/<name>/{results.json, metrics.csv, curves.png, train.log,
+#                                 dev-best.ckpt, last.ckpt, config.yaml}
+# where <name> is the task plus a suffix for each option that differs from its default
+# (pr, pr.real, pr.layer2, pr.ft, pr.cmvn-false, pr.lr1e-3, ...). Only one line goes to stdout: task,
+# upstream, test metric; everything else goes to stderr and train.log. A finished run is not
+# redone (its line is printed again); an interrupted one resumes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+task=pr              # pr asr ks sid asv, or a legacy probe: phone_linear phone_1hidden phone_concat spk_frame spk_utt
+model=cpc.mini       # exp/<model>/version_<version>/best.ckpt (from run.sh)
+version=0            # experiment version
+upstream=            # probe a baseline instead of the model: fbank or mfcc
+layer=               # probe this hidden state alone (default: learnable weighted sum)
+finetune=false       # train the upstream with the head
+cmvn=auto            # per-utterance CMVN of the features: true, false, auto (true for fbank/mfcc as s3prl's, false for models)
+lr=                  # learning rate (default: the config's, SUPERB's)
+set=mini             # mini (the committed corpus, offline) or real (LibriSpeech, ...)
+task_config=         # superb config (default: conf/superb.<task>.mini.yaml or conf/superb.<task>.yaml); also --config
+run_name=            # run directory name (default: the task plus the options that differ)
+device=auto          # cpu, cuda[:N] or auto
+datadir=data         # where data dirs are
+expdir=exp           # where experiments are
+# --config F names the superb config here (utils/parse_options.sh's --config, a file of options, is not used)
+args=(); while [ $# -gt 0 ]; do case $1 in --config) args+=(--task-config); shift ;; --config=*) args+=("--task-config=${1#*=}"); shift ;; *) args+=("$1"); shift ;; esac; done
+set -- "${args[@]}"; unset args
+. utils/parse_options.sh
+[ $# -eq 0 ] || { echo "$0: unexpected argument '$1' (see --help)" >&2; exit 1; }
+
+utils/setup_venv.sh >&2
+. ./path.sh
+
+case $set in
+  mini) default_config=conf/superb.$task.mini.yaml
+        [ -f $datadir/mini/.complete ] || local/mini_data_prep.sh $datadir/mini >&2 ;;
+  real) default_config=conf/superb.$task.yaml ;;
+  *) echo "$0: --set must be mini or real, not '$set'" >&2; exit 1 ;;
+esac
+name=$run_name
+if [ -z "$name" ]; then
+  if [ -n "$task_config" ]; then name=$(basename $task_config .yaml); name=${name#superb.}; else name=$task; fi
+  [ $set = mini ] || [ -n "$task_config" ] || name=$name.$set
+  [ -z "$layer" ] || name=$name.layer$layer
+  ! $finetune || name=$name.ft
+  [ $cmvn = auto ] || name=$name.cmvn-$cmvn
+  [ -z "$lr" ] || name=$name.lr$lr
+fi
+config=${task_config:-$default_config}
+[ -f $config ] || { echo "$0: no $config (tasks: $(scpc-superb tasks | tr '\n' ' '))" >&2; exit 1; }
+
+opts=(--datadir $datadir --device $device)
+[ -z "$layer" ] || opts+=(--layer $layer)
+! $finetune || opts+=(--finetune)
+[ -z "$lr" ] || opts+=(--lr $lr)
+if [ -n "$upstream" ]; then
+  base=$expdir/baselines/$upstream; ckpt=$base/best.ckpt
+  case $upstream in
+    fbank) feats=conf/feats/fbank-80.json ;;
+    mfcc) feats=conf/feats/mfcc-13.json ;;
+    *) echo "$0: unknown --upstream '$upstream' (fbank, mfcc)" >&2; exit 1 ;;
+  esac
+  [ -f $ckpt ] || scpc-init frontend $feats $ckpt >&2
+  [ $cmvn != auto ] || cmvn=true  # as s3prl's fbank/mfcc baseline upstreams
+else
+  base=$expdir/$model/version_$version; ckpt=$base/best.ckpt
+  [ -f $ckpt ] ||
+    { echo "$0: no $ckpt; train it first: ./run.sh --model $model --version $version" >&2; exit 1; }
+fi
+
+case $cmvn in
+  true|false) opts+=(-o featurizer.cmvn=$cmvn) ;;
+  auto) ;;
+  *) echo "$0: --cmvn must be true, false or auto, not '$cmvn'" >&2; exit 1 ;;
+esac
+
+if [ $set = real ]; then
+  libri=$datadir/librispeech
+  case $task in
+    pr)
+      lexicon=$libri/download/librispeech-lexicon.txt
+      [ -f $lexicon ] || local/download_librispeech.sh $libri/download librispeech-lexicon.txt >&2
+      opts+=(-o task.lexicon=$lexicon) ;;
+    phone_linear|phone_1hidden|phone_concat)
+      # s3prl's legacy split: 90% of the CPC training list to train, 10% to dev
+      src=$libri/train_clean_100_cpc_train; probe=$libri/phone_probe
+      if [ ! -f $probe/.complete ]; then
+        [ -f $src/ali.txt ] || { echo "$0: $src/ali.txt missing: attach the CPC alignments" \
+          "(scpc-prep attach-alignments $src ALI PHONES)" >&2; exit 1; }
+        mkdir -p $probe
+        awk 'NR % 10 == 0 {print $1}' $src/utt2spk > $probe/dev.list
+        awk 'NR % 10 != 0 {print $1}' $src/utt2spk > $probe/train.list
+        utils/subset_data_dir.sh --utt-list $probe/dev.list $src $probe/dev >&2
+        utils/subset_data_dir.sh --utt-list $probe/train.list $src $probe/train >&2
+        touch $probe/.complete
+      fi ;;
+  esac
+fi
+
+out=$base/superb/$name
+mkdir -p $out
+echo "$0: $task on $ckpt ($config) -> $out" >&2
+scpc-superb train --task $task --config $config --upstream $ckpt --out $out "${opts[@]}"
