@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from scpc import audio
+from scpc.data.alignment import read_alignments, read_phone_table
 from scpc.data.datadir import DataDir, audio_entries, validate
 from scpc.downstream.task import Example
 from scpc.downstream.upstream import Upstream
@@ -48,6 +49,33 @@ def data_examples(path: str | os.PathLike, text: bool = False) -> list[Example]:
         Example(utt, entry, start, None if end is None or end < 0 else end)
         for utt, entry, start, end in audio_entries(DataDir(path))
     ]
+
+
+def aligned_examples(data: dict[str, str]) -> tuple[dict[str, int], dict[str, list[Example]]]:
+    """The training dir's phone table, and every split's examples with their frame alignment
+    (``ali.txt``, one phone id per 10 ms) as ``target``. Every split must share the training
+    dir's ``phones.txt`` and align every utterance."""
+    train = DataDir(data["train"])
+    if not train.has("ali.txt"):
+        raise ScpcError(f"{train.file('ali.txt')}: no such file (the task needs frame alignments)")
+    table = read_phone_table(train.file("phones.txt"))
+    out = {}
+    for split, path in data.items():
+        d = DataDir(path)
+        if read_phone_table(d.file("phones.txt")) != table:
+            raise ScpcError(f"{d.file('phones.txt')}: differs from {train.file('phones.txt')}")
+        alis = dict(read_alignments(d.file("ali.txt")))
+        examples = data_examples(path)
+        missing = [ex.uttid for ex in examples if ex.uttid not in alis]
+        if missing:
+            raise ScpcError(
+                f"{d.file('ali.txt')}: no alignment of {len(missing)} utterances "
+                f"(first: {missing[0]})"
+            )
+        for ex in examples:
+            ex.target = alis[ex.uttid]
+        out[split] = examples
+    return table, out
 
 
 def durations(examples: Sequence[Example], data_dirs: Sequence[str | os.PathLike]) -> list[float]:

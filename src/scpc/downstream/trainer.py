@@ -47,7 +47,7 @@ from scpc.extract import default_batch_samples, layer_sizes, resolve_device
 from scpc.io import atomic_path, atomic_write
 from scpc.models.checkpoint import load_inference_checkpoint
 from scpc.pca import checkpoint_id
-from scpc.train.loop import git_commit, mix
+from scpc.train.loop import git_commit, load_training_state, mix
 from scpc.train.schedule import make_optimizer, set_lr
 
 STATE_FORMAT = "scpc-superb-state-1"
@@ -536,12 +536,7 @@ class SuperbTrainer(Runner):
         path = self.out / "last.ckpt"
         if not path.is_file():
             return False
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as e:
-            raise ScpcError(f"{path}: unreadable training state ({type(e).__name__})") from None
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ScpcError(f"{path}: not a SUPERB training state")
+        state = load_training_state(path, self.device, STATE_FORMAT, "a SUPERB training state")
         if state["config"] != _comparable(self.cfg):
             raise ScpcError(
                 f"{path}: saved with another config (see {self.out / 'config.yaml'}); "

@@ -59,6 +59,19 @@ class Progress:
     window: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "acc": 0.0, "n": 0.0})
 
 
+def load_training_state(
+    path: Path, device: torch.device | str, fmt: str, what: str
+) -> dict[str, Any]:
+    """A ``last.ckpt`` of format ``fmt``; an unreadable or foreign file is a one-line error."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        raise ScpcError(f"{path}: unreadable training state ({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise ScpcError(f"{path}: not {what}")
+    return state
+
+
 def git_commit() -> str:
     try:
         here = Path(__file__).resolve().parent
@@ -200,12 +213,7 @@ class Trainer:
         path = self.exp / "last.ckpt"
         if not path.is_file():
             return False
-        try:
-            state = torch.load(path, map_location=self.d.device, weights_only=True)
-        except Exception as e:
-            raise ScpcError(f"{path}: unreadable training state ({type(e).__name__})") from None
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ScpcError(f"{path}: not an scpc training state")
+        state = load_training_state(path, self.d.device, STATE_FORMAT, "an scpc training state")
         if state["config"] != dump(self.config):
             raise ScpcError(
                 f"{path}: saved with a different model.yaml; move it away to start afresh"

@@ -22,20 +22,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
 from scpc.data.speech_commands import COMMANDS, SILENCE, UNKNOWN
 from scpc.downstream.data import data_examples
 from scpc.downstream.heads import UtteranceClassifier
-from scpc.downstream.task import Example, Task
+from scpc.downstream.task import Example
 from scpc.downstream.tasks.speaker import (
     check_splits,
-    classification_loss,
     label_index,
     with_targets,
 )
-from scpc.eval.metrics import accuracy
+from scpc.downstream.tasks.utterance import UtteranceClassification
 
 CLASSES: tuple[str, ...] = (*COMMANDS, UNKNOWN, SILENCE)
 
@@ -54,10 +52,8 @@ def balanced(examples: list[Example], num_classes: int) -> list[Example]:
     return out
 
 
-class KeywordSpotting(Task):
+class KeywordSpotting(UtteranceClassification):
     name = "ks"
-    metric = "accuracy"
-    higher_is_better = True
     defaults: dict[str, Any] = {"projector_dim": 256, "balance": True}
 
     def __init__(self) -> None:
@@ -81,18 +77,3 @@ class KeywordSpotting(Task):
 
     def build_head(self, input_dim: int, downsample_rate: int, cfg: dict[str, Any]) -> nn.Module:
         return UtteranceClassifier(input_dim, len(self.classes), cfg["projector_dim"])
-
-    def loss(
-        self, head: nn.Module, feats: torch.Tensor, lens: torch.Tensor, examples: list[Example]
-    ) -> torch.Tensor:
-        return classification_loss(head, feats, lens, examples)
-
-    def predict(
-        self, head: nn.Module, feats: torch.Tensor, lens: torch.Tensor, examples: list[Example]
-    ) -> list[int]:
-        return head(feats, lens).argmax(-1).tolist()
-
-    def score(
-        self, split: str, examples: list[Example], predictions: list[Any]
-    ) -> dict[str, float]:
-        return {"accuracy": accuracy([ex.target for ex in examples], predictions)}

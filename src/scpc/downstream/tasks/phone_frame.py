@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scpc.data.alignment import FRAME_SHIFT, read_alignments, read_phone_table
+from scpc.data.alignment import FRAME_SHIFT
 from scpc.data.datadir import DataDir
-from scpc.downstream.data import data_examples
+from scpc.downstream.data import aligned_examples
 from scpc.downstream.task import Example, Task
 from scpc.errors import ScpcError
 from scpc.eval.metrics import accuracy
@@ -105,28 +105,12 @@ class PhoneFrame(Task):
                 raise ScpcError(
                     f"data.{split}: the {self.name} task needs train, dev and test dirs"
                 )
-        train = DataDir(data["train"])
-        table = read_phone_table(train.file("phones.txt"))
+        table, out = aligned_examples(data)
         ids = sorted(table.values())
         if ids != list(range(len(ids))):
-            raise ScpcError(f"{train.file('phones.txt')}: ids must be 0 to {len(ids) - 1}")
+            phones = DataDir(data["train"]).file("phones.txt")
+            raise ScpcError(f"{phones}: ids must be 0 to {len(ids) - 1}")
         self.phones = [p for p, _ in sorted(table.items(), key=lambda x: x[1])]
-        out = {}
-        for split, path in data.items():
-            d = DataDir(path)
-            if read_phone_table(d.file("phones.txt")) != table:
-                raise ScpcError(f"{d.file('phones.txt')}: differs from {train.file('phones.txt')}")
-            alis = dict(read_alignments(d.file("ali.txt")))
-            examples = data_examples(path)
-            missing = [ex.uttid for ex in examples if ex.uttid not in alis]
-            if missing:
-                raise ScpcError(
-                    f"{d.file('ali.txt')}: no alignment of {len(missing)} utterances "
-                    f"(first: {missing[0]})"
-                )
-            for ex in examples:
-                ex.target = alis[ex.uttid]
-            out[split] = examples
         return out
 
     def state(self) -> dict[str, Any]:

@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scpc.data.alignment import SILENCE, read_alignments, read_phone_table
+from scpc.data.alignment import SILENCE
 from scpc.data.datadir import DataDir
-from scpc.downstream.data import data_examples
+from scpc.downstream.data import aligned_examples, data_examples
 from scpc.downstream.task import Example, Task
 from scpc.errors import ScpcError
 from scpc.eval.ctc_decode import greedy_decode
@@ -151,34 +151,17 @@ class PhoneRecognition(Task):
 
     def _load_alignments(self, data: dict[str, str]) -> dict[str, list[Example]]:
         self.source = "ali"
-        train = DataDir(data["train"])
-        if not train.has("ali.txt"):
-            raise ScpcError(
-                f"{train.file('ali.txt')}: no such file; PR without alignments needs task.lexicon"
-            )
-        table = read_phone_table(train.file("phones.txt"))
+        table, out = aligned_examples(data)
+        phones = DataDir(data["train"]).file("phones.txt")
         if SILENCE not in table:
-            raise ScpcError(f"{train.file('phones.txt')}: no {SILENCE} phone")
+            raise ScpcError(f"{phones}: no {SILENCE} phone")
         silence = table[SILENCE]
         by_id = sorted((i, p) for p, i in table.items() if p != SILENCE)
         self.tokens = [BLANK] + [p for _, p in by_id]
         token_of = {i: k for k, (i, _) in enumerate(by_id, 1)}
-        out = {}
-        for split, path in data.items():
-            d = DataDir(path)
-            if read_phone_table(d.file("phones.txt")) != table:
-                raise ScpcError(f"{d.file('phones.txt')}: differs from {train.file('phones.txt')}")
-            alis = dict(read_alignments(d.file("ali.txt")))
-            examples = data_examples(path)
-            missing = [ex.uttid for ex in examples if ex.uttid not in alis]
-            if missing:
-                raise ScpcError(
-                    f"{d.file('ali.txt')}: no alignment of {len(missing)} utterances "
-                    f"(first: {missing[0]})"
-                )
+        for examples in out.values():
             for ex in examples:
-                ex.target = [token_of[p] for p in collapse_alignment(alis[ex.uttid], silence)]
-            out[split] = examples
+                ex.target = [token_of[p] for p in collapse_alignment(ex.target, silence)]
         return out
 
     def _load_lexicon(self, data: dict[str, str], cfg: dict[str, Any]) -> dict[str, list[Example]]:

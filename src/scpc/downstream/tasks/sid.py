@@ -17,15 +17,14 @@ from torch import nn
 
 from scpc.downstream.data import data_examples
 from scpc.downstream.heads import UtteranceClassifier
-from scpc.downstream.task import Example, Task
+from scpc.downstream.task import Example
 from scpc.downstream.tasks.speaker import (
     check_splits,
-    classification_loss,
     label_index,
     speakers_of,
     with_targets,
 )
-from scpc.eval.metrics import accuracy
+from scpc.downstream.tasks.utterance import UtteranceClassification
 
 
 def random_crop(wav: torch.Tensor, max_samples: int | None, rng: torch.Generator) -> torch.Tensor:
@@ -37,10 +36,8 @@ def random_crop(wav: torch.Tensor, max_samples: int | None, rng: torch.Generator
     return wav[..., start : start + max_samples]
 
 
-class SpeakerIdentification(Task):
+class SpeakerIdentification(UtteranceClassification):
     name = "sid"
-    metric = "accuracy"
-    higher_is_better = True
     defaults: dict[str, Any] = {"projector_dim": 256, "max_samples": 128000}
 
     def __init__(self) -> None:
@@ -65,21 +62,6 @@ class SpeakerIdentification(Task):
 
     def build_head(self, input_dim: int, downsample_rate: int, cfg: dict[str, Any]) -> nn.Module:
         return UtteranceClassifier(input_dim, len(self.speakers), cfg["projector_dim"])
-
-    def loss(
-        self, head: nn.Module, feats: torch.Tensor, lens: torch.Tensor, examples: list[Example]
-    ) -> torch.Tensor:
-        return classification_loss(head, feats, lens, examples)
-
-    def predict(
-        self, head: nn.Module, feats: torch.Tensor, lens: torch.Tensor, examples: list[Example]
-    ) -> list[int]:
-        return head(feats, lens).argmax(-1).tolist()
-
-    def score(
-        self, split: str, examples: list[Example], predictions: list[Any]
-    ) -> dict[str, float]:
-        return {"accuracy": accuracy([ex.target for ex in examples], predictions)}
 
     def augment(self, wav: torch.Tensor, example: Example, rng: torch.Generator) -> torch.Tensor:
         return random_crop(wav, self.max_samples, rng)

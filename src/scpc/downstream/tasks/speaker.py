@@ -28,6 +28,7 @@ from scpc.data import datadir as dd
 from scpc.downstream.data import data_examples
 from scpc.downstream.heads import UtteranceClassifier, length_mask
 from scpc.downstream.task import Example, Task
+from scpc.downstream.tasks.utterance import UtteranceClassification
 from scpc.errors import ScpcError
 from scpc.eval.metrics import accuracy
 
@@ -162,33 +163,10 @@ class SpeakerFrame(_SpeakerProbe):
         return {"accuracy": accuracy(gold, [p for pred in predictions for p in pred])}
 
 
-class SpeakerUtterance(_SpeakerProbe):
+class SpeakerUtterance(UtteranceClassification, _SpeakerProbe):
     """Linear speaker classification of the mean-pooled utterance."""
 
     name = "spk_utt"
 
     def build_head(self, input_dim: int, downsample_rate: int, cfg: dict[str, Any]) -> nn.Module:
         return UtteranceClassifier(input_dim, len(self.speakers), projector_dim=None)
-
-    def loss(
-        self, head: nn.Module, feats: torch.Tensor, lens: torch.Tensor, examples: list[Example]
-    ) -> torch.Tensor:
-        return classification_loss(head, feats, lens, examples)
-
-    def predict(
-        self, head: nn.Module, feats: torch.Tensor, lens: torch.Tensor, examples: list[Example]
-    ) -> list[int]:
-        return head(feats, lens).argmax(-1).tolist()
-
-    def score(
-        self, split: str, examples: list[Example], predictions: list[Any]
-    ) -> dict[str, float]:
-        return {"accuracy": accuracy([ex.target for ex in examples], predictions)}
-
-
-def classification_loss(
-    head: nn.Module, feats: torch.Tensor, lens: torch.Tensor, examples: list[Example]
-) -> torch.Tensor:
-    """Mean cross-entropy of an utterance classifier against the examples' class ids."""
-    target = torch.tensor([ex.target for ex in examples], device=feats.device)
-    return F.cross_entropy(head(feats, lens).float(), target)
