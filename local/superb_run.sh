@@ -7,8 +7,8 @@
 #
 # The upstream is exp/<model>/version_<N>/best.ckpt (from run.sh), or with --upstream a
 # baseline made once with scpc-init (fbank: conf/feats/fbank-80.json, mfcc: mfcc-13.json,
-# both probed with per-utterance CMVN as s3prl's baseline upstreams) under
-# exp/baselines/<upstream>/. The config is conf/superb.<task>.mini.yaml (--set mini) or
+# both probed with per-utterance CMVN unless --cmvn false, as s3prl's baseline upstreams)
+# under exp/baselines/<upstream>/. The config is conf/superb.<task>.mini.yaml (--set mini) or
 # conf/superb.<task>.yaml (--set real), or --config. Results go to
 #   <upstream dir>/superb/<name>/{results.json, metrics.csv, curves.png, train.log,
 #                                 dev-best.ckpt, last.ckpt, config.yaml}

@@ -85,6 +85,7 @@ def test_superb_run_sh_with_the_fbank_baseline_and_an_lr_sweep(tmp_path, mini_da
     assert lines[0].endswith(str(run))
     for f in ("results.json", "metrics.csv", "curves.png", "train.log", "dev-best.ckpt"):
         assert (run / f).is_file(), f
+    assert json.loads((run / "results.json").read_text())["cmvn"] is True  # as s3prl's baselines
     again = run_script(ROOT / "local" / "superb_run.sh", *opts)
     assert again.stdout == proc.stdout  # finished: not redone
 
