@@ -48,7 +48,7 @@ from scpc.io import atomic_path, atomic_write
 from scpc.models.checkpoint import load_inference_checkpoint
 from scpc.pca import checkpoint_id
 from scpc.train.loop import git_commit, load_training_state, mix
-from scpc.train.schedule import make_optimizer, set_lr
+from scpc.train.schedule import lr_factor, make_optimizer
 
 STATE_FORMAT = "scpc-superb-state-1"
 PROBE_FORMAT = "scpc-superb-probe-1"
@@ -470,31 +470,23 @@ class SuperbTrainer(Runner):
         else:
             tqdm.write(message, file=sys.stderr)
 
+    @property
+    def _schedule(self) -> Config:
+        """The train section under the names scpc.train.schedule reads (lr is learning_rate)."""
+        return {**self.t, "learning_rate": self.t["lr"]}
+
     def _optimizer(self) -> torch.optim.Optimizer:
         t = self.t
-        sched = {
-            "optimizer": t["optimizer"],
-            "learning_rate": t["lr"],
-            "weight_decay": t["weight_decay"],
-            "momentum": t["momentum"],
-        }
         p = self.probe
         groups = [{"params": [*p.featurizer.parameters(), *p.head.parameters()], "scale": 1.0}]
         if p.upstream.finetune:
             scale = (t["upstream_lr"] or t["lr"]) / t["lr"]
             groups.append({"params": list(p.upstream.model.parameters()), "scale": scale})
-        return make_optimizer(groups, sched)
+        return make_optimizer(groups, self._schedule)
 
     def _set_lr(self) -> float:
-        t = self.t
-        sched = {
-            "learning_rate": t["lr"],
-            "warmup_steps": t["warmup_steps"],
-            "lr_decay": t["lr_decay"],
-            "decay_steps": t["decay_steps"],
-            "final_lr_ratio": t["final_lr_ratio"],
-        }
-        lr = set_lr(self.optimizer, sched, self.step, t["max_steps"])
+        """The base rate of this step; each parameter group gets it times its scale."""
+        lr = self.t["lr"] * lr_factor(self.step, self._schedule, self.t["max_steps"])
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("scale", 1.0)
         return lr
