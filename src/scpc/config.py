@@ -10,6 +10,7 @@ BEST-RQ masks whole frames, and the optimiser has a schedule and clipping.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import os
@@ -167,6 +168,32 @@ def merge(base: Config, overlay: Config, source: str, prefix: str = "") -> Confi
             hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
             raise ScpcError(f"{source}: unknown config key {dotted}{hint}")
         out[key] = _check(value, base[key], dotted, source)
+    return out
+
+
+def set_dotted(raw: Config, dotted: str, value: Any) -> None:
+    """Set ``raw[a][b][c] = value`` for ``dotted`` = ``a.b.c`` (a command-line override)."""
+    node = raw
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ScpcError(f"{dotted}: {key} is not a section")
+    node[last] = value
+
+
+def yaml_floats(raw: Config, defaults: Config) -> Config:
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string: such strings become numbers where the
+    default is a float."""
+    out = {}
+    for key, value in raw.items():
+        default = defaults.get(key) if isinstance(defaults, dict) else None
+        if isinstance(default, dict) and isinstance(value, dict):
+            value = yaml_floats(value, default)
+        elif isinstance(default, float) and isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        out[key] = value
     return out
 
 

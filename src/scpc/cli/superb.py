@@ -24,16 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from scpc.cli.common import run
+from scpc.cli.common import key_value, run
 from scpc.errors import ScpcError
 from scpc.tables import aligned
-
-
-def _override(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, yaml.safe_load(value)
 
 
 def _number(text: str) -> float:
@@ -243,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "-o",
         "--override",
-        type=_override,
+        type=key_value,
         action="append",
         metavar="KEY=VALUE",
         help="set a config key, e.g. -o train.max_steps=100 (repeatable)",

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from scpc.config import Config, dump, merge, read_yaml
+from scpc.config import Config, dump, merge, read_yaml, set_dotted, yaml_floats
 from scpc.data.batch_plan import epoch_plan
 from scpc.downstream import data as sdata
 from scpc.downstream import specaug
@@ -111,13 +111,7 @@ def load_config(
     (dotted keys, e.g. ``{"train.lr": 1e-3}``); unknown keys and wrong types are errors."""
     raw = read_yaml(path)
     for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, last = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise ScpcError(f"{dotted}: {key} is not a section")
-        node[last] = value
+        set_dotted(raw, dotted, value)
     return complete_config(raw, task, str(path))
 
 
@@ -132,10 +126,10 @@ def complete_config(raw: Config, task: Task, source: str) -> Config:
     if not isinstance(task_cfg, dict):
         raise ScpcError(f"{source}: task must be a mapping")
     base = {k: v for k, v in DEFAULTS.items() if k not in ("data", "task")}
-    cfg = merge(base, _floats(raw, base), source)
+    cfg = merge(base, yaml_floats(raw, base), source)
     defaults = getattr(task, "defaults", None)
     if defaults is not None:
-        task_cfg = merge(defaults, _floats(task_cfg, defaults), source, "task.")
+        task_cfg = merge(defaults, yaml_floats(task_cfg, defaults), source, "task.")
     cfg["task"] = task_cfg
     cfg["data"] = data
     t = cfg["train"]
@@ -150,21 +144,6 @@ def complete_config(raw: Config, task: Task, source: str) -> Config:
     if cfg["featurizer"]["layer"] is not None and not isinstance(cfg["featurizer"]["layer"], int):
         raise ScpcError(f"{source}: featurizer.layer must be an integer or null")
     return cfg
-
-
-def _floats(raw: Config, defaults: Config) -> Config:
-    """YAML 1.1 reads ``1e-4`` (no dot) as a string: such strings become numbers where the
-    default is a float."""
-    out = {}
-    for key, value in raw.items():
-        default = defaults.get(key) if isinstance(defaults, dict) else None
-        if isinstance(default, dict) and isinstance(value, dict):
-            value = _floats(value, default)
-        elif isinstance(default, float) and isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                value = float(value)
-        out[key] = value
-    return out
 
 
 def _float(value: Any, key: str, source: str) -> float:

@@ -66,20 +66,21 @@ class BiLSTM(nn.Module):
 
 
 class BiLSTMCTC(nn.Module):
-    """Projection, stacked BiLSTMs (dropout after each), linear output: log-probabilities."""
+    """Projection (unless ``project_dim`` is None), stacked BiLSTMs (dropout after each),
+    linear output: log-probabilities."""
 
     def __init__(
         self,
         input_dim: int,
         vocab_size: int,
-        project_dim: int = 1024,
+        project_dim: int | None = 1024,
         hidden: list[int] | tuple[int, ...] = (1024, 1024),
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        self.project = nn.Linear(input_dim, project_dim)
+        self.project = nn.Identity() if project_dim is None else nn.Linear(input_dim, project_dim)
         self.rnns = nn.ModuleList()
-        size = project_dim
+        size = input_dim if project_dim is None else project_dim
         for h in hidden:
             self.rnns.append(BiLSTM(size, h))
             size = 2 * h

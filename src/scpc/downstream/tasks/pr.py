@@ -112,9 +112,11 @@ class LinearCTC(nn.Module):
         return F.log_softmax(self.out(self.project(feats)).float(), -1)
 
 
-def ctc_loss(logprobs: torch.Tensor, lens: torch.Tensor, targets: Sequence[Sequence[int]]):
-    """Mean CTC loss (per target token, as torch's 'mean') with blank 0; impossible
-    alignments (more targets than frames) count as zero."""
+def ctc_loss(
+    logprobs: torch.Tensor, lens: torch.Tensor, targets: Sequence[Sequence[int]], blank: int = 0
+):
+    """Mean CTC loss (per target token, as torch's 'mean'); impossible alignments (more
+    targets than frames) count as zero."""
     target_lens = torch.tensor([len(t) for t in targets], dtype=torch.long)
     flat = torch.tensor([x for t in targets for x in t], dtype=torch.long)
     return F.ctc_loss(
@@ -122,7 +124,7 @@ def ctc_loss(logprobs: torch.Tensor, lens: torch.Tensor, targets: Sequence[Seque
         flat.to(logprobs.device),
         lens.to(logprobs.device),
         target_lens.to(logprobs.device),
-        blank=0,
+        blank=blank,
         zero_infinity=True,
     )
 

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# CTC baseline ASR on frozen representations (the context-size paper's baseline).
+#
+#   local/baseline_run.sh --model cpc.mini                  # mini corpus, offline
+#   local/baseline_run.sh --upstream fbank                  # the 80-dim log filter-bank row
+#   local/baseline_run.sh --model cpc.small --set real --pca 32 --lm-order 4 --nj 8
+#
+# Stages (each skips finished work; an interrupted run continues where it stopped):
+#   0 data: the mini corpus, or LibriSpeech train-clean-100, dev-clean/other, test-clean/other
+#     and librispeech-lm-norm.txt.gz (the BPE and LM text) downloaded and prepared
+#   1 representations of every part with scpc-a2r (--nj processes; --pca K applies the
+#     model's pca_K.pt) into <upstream dir>/reps/{full|pca_K}/<part>/
+#   2 SentencePiece BPE of --vocab-size pieces on the training transcripts (mini) or the
+#     LibriSpeech LM corpus (real); 3 MVN statistics of the training representations
+#   4 short phase: a 2-layer BiLSTM CTC on 3-frame stacks of the N shortest utterances
+#   5 full phase: every utterance with SpecAugment, from the short phase's best model
+#   6 word n-gram LM of --lm-order (0: none): KenLM's lmplz when installed, else scpc's
+#     (real: KenLM on the LM corpus; scpc's is trained on the transcripts of train-clean-100)
+#   7 decoding of every set: greedy, beam search of width --beam, and beam search with the LM
+#     (weight and word bonus tuned on dev); the WER table goes to stdout
+# The upstream is exp/<model>/version_<N>/best.ckpt (from run.sh), or with --upstream fbank a
+# baseline made once with scpc-init under exp/baselines/fbank/. Results go to
+#   <upstream dir>/baseline/<name>/{config.yaml, bpe.model, mvn.pt, short/, full/, train.log,
+#                                   metrics.csv, curves.png, decode/}
+# where <name> is full or pca<K>, plus .v<V> when --vocab-size is given.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+model=cpc.mini       # exp/<model>/version_<version>/best.ckpt (from run.sh)
+version=0            # experiment version
+upstream=            # a baseline upstream instead of the model: fbank (80-dim log filter banks)
+pca=                 # use the model's pca_<K>.pt projection (run.sh stage 4)
+vocab_size=          # BPE pieces (default: the config's bpe.vocab_size)
+lm_order=            # word n-gram order, 0 for no LM (default: the config's lm.order)
+beam=                # beam width (default: the config's decode.beam)
+nj=2                 # extraction and decoding processes
+set=mini             # mini (the committed corpus, offline) or real (LibriSpeech)
+baseline_config=     # default: conf/baseline.mini.yaml (--set mini) or conf/baseline.yaml
+libri_dir=           # real: an existing LibriSpeech directory (with dev-clean/ ...); empty: download
+device=auto          # cpu, cuda[:N] or auto
+stage=0
+stop_stage=100
+datadir=data         # where data dirs are
+expdir=exp           # where experiments are
+. utils/parse_options.sh
+[ $# -eq 0 ] || { echo "$0: unexpected argument '$1' (see --help)" >&2; exit 1; }
+
+utils/setup_venv.sh >&2
+. ./path.sh
+
+case $set in
+  mini) data=$datadir/mini; train=train; dev=dev; evals="test"
+        config=${baseline_config:-conf/baseline.mini.yaml} ;;
+  real) data=$datadir/librispeech; train=train_clean_100; dev=dev_clean
+        evals="dev_other test_clean test_other"
+        config=${baseline_config:-conf/baseline.yaml} ;;
+  *) echo "$0: --set must be mini or real, not '$set'" >&2; exit 1 ;;
+esac
+[ -f $config ] || { echo "$0: no $config" >&2; exit 1; }
+
+if [ -n "$upstream" ]; then
+  case $upstream in
+    fbank) feats=conf/feats/fbank-80.json ;;
+    *) echo "$0: unknown --upstream '$upstream' (fbank)" >&2; exit 1 ;;
+  esac
+  [ -z "$pca" ] || { echo "$0: --pca needs a model, not --upstream" >&2; exit 1; }
+  base=$expdir/baselines/$upstream; ckpt=$base/best.ckpt
+  [ -f $ckpt ] || scpc-init frontend $feats $ckpt >&2
+else
+  base=$expdir/$model/version_$version; ckpt=$base/best.ckpt
+  [ -f $ckpt ] ||
+    { echo "$0: no $ckpt; train it first: ./run.sh --model $model --version $version" >&2; exit 1; }
+fi
+pca_opt=(); name=full
+if [ -n "$pca" ]; then
+  [ -f $base/pca_$pca.pt ] ||
+    { echo "$0: no $base/pca_$pca.pt; run ./run.sh --stage 4 --pca-dims $pca" >&2; exit 1; }
+  pca_opt=(--pca-file $base/pca_$pca.pt); name=pca$pca
+fi
+reps=$base/reps/$name
+[ -z "$vocab_size" ] || name=$name.v$vocab_size
+bl=$base/baseline/$name
+
+# the config is frozen on first use; a later run may change only how it decodes
+overrides=()
+[ -z "$vocab_size" ] || overrides+=(-o bpe.vocab_size=$vocab_size)
+[ -z "$lm_order" ] || overrides+=(-o lm.order=$lm_order)
+[ -z "$beam" ] || overrides+=(-o decode.beam=$beam)
+scpc-baseline init $bl --config $config "${overrides[@]}"
+lm_order=$(scpc-baseline get $bl lm.order)
+beam=$(scpc-baseline get $bl decode.beam)
+echo "$0: CTC baseline of $ckpt${pca:+ (PCA $pca)} on $set -> $bl" >&2
+
+lm_text=$data/$train/text; lm_kaldi=--kaldi   # the BPE text; also the LM's without KenLM
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  echo "Stage 0: data ($set)" >&2
+  if [ $set = mini ]; then
+    [ -f $data/.complete ] || local/mini_data_prep.sh $data >&2
+  else
+    parts="train-clean-100 dev-clean dev-other test-clean test-other"
+    if [ -z "$libri_dir" ]; then
+      libri_dir=$data/download/LibriSpeech
+      local/download_librispeech.sh $data/download $parts >&2
+    fi
+    # the BPE text, whether or not there is an LM (the reference needed it but fetched it only for one)
+    local/download_librispeech.sh $data/download librispeech-lm-norm.txt.gz >&2
+    for part in $parts; do
+      [ -f $data/${part//-/_}/.complete ] && continue
+      local/librispeech_data_prep.sh $libri_dir/$part $data/${part//-/_} >&2
+      touch $data/${part//-/_}/.complete
+    done
+  fi
+fi
+if [ $set = real ]; then lm_text=$data/download/librispeech-lm-norm.txt.gz; lm_kaldi=; fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  echo "Stage 1: representations of $train $dev $evals" >&2
+  for part in $train $dev $evals; do
+    [ -f $reps/$part/.complete ] && continue
+    scpc-a2r --nj $nj --device $device "${pca_opt[@]}" --in-map $data/$part/wav.scp $ckpt $reps/$part >&2
+    touch $reps/$part/.complete
+  done
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  echo "Stage 2: BPE" >&2
+  [ -f $bl/bpe.model ] || scpc-baseline bpe $bl $lm_kaldi $lm_text
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  echo "Stage 3: MVN statistics of $train" >&2
+  [ -f $bl/mvn.pt ] || scpc-baseline stats $bl $reps/$train $data/$train
+fi
+
+for phase in short full; do
+  s=4; [ $phase = short ] || s=5
+  if [ $stage -le $s ] && [ $stop_stage -ge $s ]; then
+    echo "Stage $s: $phase phase" >&2
+    [ -f $bl/$phase/.complete ] ||
+      scpc-baseline train $bl --phase $phase --reps $reps --data $data --train $train --dev $dev \
+        --device $device
+    touch $bl/$phase/.complete
+  fi
+done
+
+lm_opt=()
+if [ $lm_order -gt 0 ]; then
+  lm=$data/lm/lm.$lm_order.arpa
+  if [ $set = real ] && ! command -v lmplz >/dev/null; then
+    # scpc's n-gram holds every n-gram in memory: the transcripts, not the 800M-word corpus
+    echo "$0: KenLM's lmplz is not installed: the LM is trained on the $train transcripts" >&2
+    lm=$data/lm/lm.$lm_order.$train.arpa; lm_text=$data/$train/text; lm_kaldi=--kaldi
+  fi
+  lm_opt=(--lm $lm)
+  if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+    echo "Stage 6: $lm_order-gram LM" >&2
+    [ -f $lm ] || scpc-baseline lm $lm --order $lm_order $lm_kaldi $lm_text
+  fi
+fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  echo "Stage 7: decoding $dev $evals (beam $beam${lm:+, $lm_order-gram LM})" >&2
+  scpc-baseline decode $bl --reps $reps --data $data --dev $dev --eval $evals "${lm_opt[@]}" \
+    --beam $beam --nj $nj --device $device
+fi

@@ -1,0 +1,187 @@
+"""Representation sets with transcripts, MVN statistics, the short subset and batches.
+
+A set is a directory of ``<utt>.pt`` float32 ``(T, C)`` representations (``scpc-a2r``) and a
+Kaldi data dir whose ``text`` names the utterances and their words. Every utterance of
+``text`` must have a representation; extra representation files are ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from scpc.data.datadir import read_table
+from scpc.errors import ScpcError
+from scpc.io import atomic_path
+
+STATS_FORMAT = "scpc-baseline-mvn-1"
+MIN_STD = 1e-5  # a constant channel is centred, not blown up
+
+
+def quiet() -> bool:
+    return os.environ.get("SCPC_QUIET") == "1"
+
+
+def load_rep(path: str | os.PathLike) -> torch.Tensor:
+    """One ``(T, C)`` float32 representation, checked."""
+    try:
+        x = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ScpcError(f"{path}: no such file") from None
+    except Exception as e:
+        raise ScpcError(f"{path}: unreadable representation ({type(e).__name__})") from None
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[0] == 0:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ScpcError(f"{path}: expected a non-empty (frames, channels) tensor, got {shape}")
+    if not torch.isfinite(x).all():
+        raise ScpcError(f"{path}: representation holds NaN or infinity")
+    return x.float()
+
+
+@dataclass
+class RepSet:
+    """Utterances of a data dir's ``text`` with their representation files."""
+
+    name: str
+    utts: list[str]
+    paths: list[Path]
+    texts: list[str]
+
+    @classmethod
+    def open(cls, reps_dir: str | os.PathLike, data_dir: str | os.PathLike) -> RepSet:
+        reps_dir, data_dir = Path(reps_dir), Path(data_dir)
+        table = read_table(data_dir / "text")
+        if not table:
+            raise ScpcError(f"{data_dir / 'text'}: no utterances")
+        if not reps_dir.is_dir():
+            raise ScpcError(f"{reps_dir}: no such representation directory")
+        present = {p.stem for p in reps_dir.glob("*.pt")}
+        missing = [u for u in table if u not in present]
+        if missing:
+            raise ScpcError(
+                f"{reps_dir}: no representation of {len(missing)} of the {len(table)} "
+                f"utterances of {data_dir / 'text'} (first: {missing[0]}); extract them with "
+                "scpc-a2r"
+            )
+        utts = list(table)
+        paths = [reps_dir / f"{u}.pt" for u in utts]
+        texts = [" ".join(table[u].split()) for u in utts]
+        return cls(data_dir.name, utts, paths, texts)
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def subset(self, keep: Sequence[str]) -> RepSet:
+        want = set(keep)
+        idx = [i for i, u in enumerate(self.utts) if u in want]
+        return RepSet(
+            self.name,
+            [self.utts[i] for i in idx],
+            [self.paths[i] for i in idx],
+            [self.texts[i] for i in idx],
+        )
+
+
+# ---------------------------------------------------------------------------- MVN
+
+
+def compute_stats(reps: RepSet) -> dict:
+    """Per-channel mean and standard deviation over every frame of ``reps`` (float64
+    accumulation), and each utterance's frame count (the short phase picks by it)."""
+    from tqdm import tqdm
+
+    total = sq = None
+    frames = 0
+    lengths: dict[str, int] = {}
+    for utt, path in tqdm(
+        list(zip(reps.utts, reps.paths)),
+        desc="mvn",
+        unit="utt",
+        file=sys.stderr,
+        disable=quiet(),
+        mininterval=0.5 if sys.stderr.isatty() else 30,
+    ):
+        x = load_rep(path).double()
+        if total is None:
+            total, sq = (
+                torch.zeros(x.shape[1], dtype=torch.float64),
+                torch.zeros(x.shape[1], dtype=torch.float64),
+            )
+        elif x.shape[1] != total.numel():
+            raise ScpcError(f"{path}: {x.shape[1]} channels, others have {total.numel()}")
+        total += x.sum(0)
+        sq += x.square().sum(0)
+        frames += x.shape[0]
+        lengths[utt] = x.shape[0]
+    assert total is not None and sq is not None
+    mean = total / frames
+    var = (sq / frames - mean.square()).clamp(min=0.0)
+    return {
+        "format": STATS_FORMAT,
+        "mean": mean.float(),
+        "std": var.sqrt().clamp(min=MIN_STD).float(),
+        "frames": frames,
+        "set": reps.name,
+        "lengths": lengths,
+    }
+
+
+def save_stats(stats: dict, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(stats, tmp)
+
+
+def load_stats(path: str | os.PathLike) -> dict:
+    try:
+        stats = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ScpcError(f"{path}: no such file (run scpc-baseline stats)") from None
+    except Exception as e:
+        raise ScpcError(f"{path}: unreadable statistics ({type(e).__name__})") from None
+    if not isinstance(stats, dict) or stats.get("format") != STATS_FORMAT:
+        raise ScpcError(f"{path}: not scpc-baseline MVN statistics")
+    return stats
+
+
+def shortest(lengths: dict[str, int], n: int | None) -> list[str]:
+    """The ``n`` utterances with the fewest frames (ties by id); all of them for None."""
+    ranked = sorted(lengths, key=lambda u: (lengths[u], u))
+    return ranked if n is None else ranked[:n]
+
+
+# ---------------------------------------------------------------------------- batches
+
+
+def pad(xs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T_max, C) zero-padded, and the (B,) lengths."""
+    return pad_sequence(list(xs), batch_first=True), torch.tensor([len(x) for x in xs])
+
+
+class TrainItems(torch.utils.data.Dataset):
+    """(representation, target ids) pairs; indexed by position in the set."""
+
+    def __init__(self, reps: RepSet, targets: list[list[int]]) -> None:
+        self.reps, self.targets = reps, targets
+
+    def __len__(self) -> int:
+        return len(self.reps)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, list[int]]:
+        return load_rep(self.reps.paths[i]), self.targets[i]
+
+
+def collate(items: list[tuple[torch.Tensor, list[int]]]):
+    x, lens = pad([x for x, _ in items])
+    return x, lens, [t for _, t in items]
+
+
+def eval_batches(reps: RepSet, batch_size: int) -> list[list[int]]:
+    """Batches of indices for inference, by file size (frames) so that padding is small."""
+    order = sorted(range(len(reps)), key=lambda i: (reps.paths[i].stat().st_size, i))
+    return [order[j : j + batch_size] for j in range(0, len(order), batch_size)]
