@@ -22,7 +22,7 @@
 # baseline made once with scpc-init under exp/baselines/fbank/. Results go to
 #   <upstream dir>/baseline/<name>/{config.yaml, bpe.model, mvn.pt, short/, full/, train.log,
 #                                   metrics.csv, curves.png, decode/}
-# where <name> is full or pca<K>, plus .v<V> when --vocab-size is given.
+# where <name> is full or pca<K>, plus .v<V> when --vocab-size is given (or --name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +36,7 @@ beam=                # beam width (default: the config's decode.beam)
 nj=2                 # extraction and decoding processes
 set=mini             # mini (the committed corpus, offline) or real (LibriSpeech)
 baseline_config=     # default: conf/baseline.mini.yaml (--set mini) or conf/baseline.yaml
+name=                # baseline directory name (default: full or pca<K>, plus .v<V> with --vocab-size)
 libri_dir=           # real: an existing LibriSpeech directory (with dev-clean/ ...); empty: download
 device=auto          # cpu, cuda[:N] or auto
 stage=0
@@ -71,14 +72,14 @@ else
   [ -f $ckpt ] ||
     { echo "$0: no $ckpt; train it first: ./run.sh --model $model --version $version" >&2; exit 1; }
 fi
-pca_opt=(); name=full
+pca_opt=(); rep_name=full
 if [ -n "$pca" ]; then
   [ -f $base/pca_$pca.pt ] ||
     { echo "$0: no $base/pca_$pca.pt; run ./run.sh --stage 4 --pca-dims $pca" >&2; exit 1; }
-  pca_opt=(--pca-file $base/pca_$pca.pt); name=pca$pca
+  pca_opt=(--pca-file $base/pca_$pca.pt); rep_name=pca$pca
 fi
-reps=$base/reps/$name
-[ -z "$vocab_size" ] || name=$name.v$vocab_size
+reps=$base/reps/$rep_name
+if [ -z "$name" ]; then name=$rep_name; [ -z "$vocab_size" ] || name=$name.v$vocab_size; fi
 bl=$base/baseline/$name
 
 # the config is frozen on first use; a later run may change only how it decodes

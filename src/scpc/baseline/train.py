@@ -111,6 +111,7 @@ class PhaseTrainer:
         self.train_targets = [tokenizer.encode(s) for s in self.train.texts]
         self.dev_targets = [tokenizer.encode(s) for s in dev.texts]
         m = cfg["model"]
+        torch.manual_seed(mix(self.t["seed"], phase, "init"))  # the same start every run
         self.model = BaselineModel(
             stats["mean"].numel(),
             tokenizer.num_classes,

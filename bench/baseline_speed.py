@@ -1,0 +1,113 @@
+"""Speed of the CTC baseline (scpc-baseline): training steps and decoding.
+
+(1) Training steps (forward, CTC, backward, AdamW) of the baseline model at the mini config's
+size (128-dim input, 256 units) and at the real config's (256-dim input as cpc.small's,
+1024 units, 2001 outputs) on batches of random representations of a given duration.
+(2) Decoding of synthetic CTC outputs shaped like a trained model's (a piece every few
+steps, blanks between, the rest of the mass spread with noise) over 2001 classes: greedy,
+beam search of width 10 and 100, and width 10 with a 3-gram LM, in utterances and audio
+seconds per second of one process (decoding scales with --nj).
+
+  .venv/bin/python bench/baseline_speed.py [--quick] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import numpy as np
+import torch
+from benchlib import load_average, peak_rss_gb, print_table
+
+from scpc.baseline.model import BaselineModel
+from scpc.downstream.tasks.pr import ctc_loss
+from scpc.eval.ctc_decode import beam_search, greedy_decode
+from scpc.eval.ngram import NgramLM
+
+STEP_SECONDS = 0.03  # one CTC step: 3 stacked 10 ms frames
+
+
+def train_step_time(channels, hidden, classes, batch, seconds, steps) -> float:
+    m = BaselineModel(channels, classes, hidden_size=hidden, num_layers=2, stack=3, dropout=0.1)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+    frames = int(seconds * 100)
+    x, lens = torch.randn(batch, frames, channels), torch.full((batch,), frames)
+    targets = [[random.randrange(classes - 1) for _ in range(frames // 12)] for _ in range(batch)]
+    times = []
+    for _ in range(steps + 1):
+        tic = time.perf_counter()
+        logp, olens = m(x, lens)
+        loss = ctc_loss(logp, olens, targets, blank=classes - 1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - tic)
+    return float(np.median(times[1:]))
+
+
+def fake_outputs(rng, seconds: float, classes: int) -> np.ndarray:
+    """(T, V) log-probabilities: a piece every 2-4 steps (p ~ 0.6-0.95), blanks between."""
+    t_len = int(seconds / STEP_SECONDS)
+    logits = rng.normal(0, 1.5, size=(t_len, classes))
+    blank = classes - 1
+    t = 0
+    while t < t_len:
+        logits[t, rng.integers(blank)] += rng.uniform(6, 9)
+        for u in range(t + 1, min(t + int(rng.integers(2, 5)), t_len)):
+            logits[u, blank] += 9
+        t += int(rng.integers(2, 5))
+    logits -= logits.max(1, keepdims=True)
+    return logits - np.log(np.exp(logits).sum(1, keepdims=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    random.seed(0)
+    steps = 2 if args.quick else 5
+    rows = [("load average at start", load_average()), ("threads", str(args.threads))]
+    for name, (c, h, v, b, s) in {
+        "mini size (128 in, 256 units, 65 out), 16 x 4 s": (128, 256, 65, 16, 4.0),
+        "real size (256 in, 1024 units, 2001 out), 8 x 4 s": (256, 1024, 2001, 8, 4.0),
+    }.items():
+        sec = train_step_time(c, h, v, b, s, steps)
+        rows.append((f"train step, {name}", f"{1000 * sec:.0f} ms ({b * s / sec:.1f} audio s/s)"))
+
+    rng = np.random.default_rng(0)
+    n_utts, seconds = (3, 4.0) if args.quick else (20, 8.0)
+    outputs = [fake_outputs(rng, seconds, 2001) for _ in range(n_utts)]
+    vocab = [f"▁w{i}" if i % 3 == 0 else f"p{i}" for i in range(2000)] + ["<blank>"]
+    words = [[f"w{3 * rng.integers(666)}" for _ in range(12)] for _ in range(2000)]
+    lm = NgramLM.train(words, 3)
+    decoders = {
+        "greedy": lambda lp: greedy_decode(lp, 2000),
+        "beam 10": lambda lp: beam_search(lp, 10, 2000, prune=10.0),
+        "beam 100": lambda lp: beam_search(lp, 100, 2000, prune=10.0),
+        "beam 10 + 3-gram LM": lambda lp: beam_search(
+            lp, 10, 2000, lm=lm, lm_weight=0.5, word_bonus=1.0, vocab=vocab, prune=10.0
+        ),
+    }
+    for name, fn in decoders.items():
+        tic = time.perf_counter()
+        for lp in outputs:
+            fn(lp)
+        sec = time.perf_counter() - tic
+        rows.append(
+            (
+                f"decode, {name}, {n_utts} x {seconds:g} s, 2001 classes",
+                f"{n_utts / sec:.1f} utt/s ({n_utts * seconds / sec:.0f} audio s/s)",
+            )
+        )
+    rows.append(("peak RSS", f"{peak_rss_gb():.2f} GB"))
+    rows.append(("load average at end", load_average()))
+    print_table("CTC baseline speed (CPU)", rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
