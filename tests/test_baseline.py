@@ -15,6 +15,7 @@ from scpc.baseline.train import PhaseTrainer
 from scpc.errors import ScpcError
 from scpc.eval.ctc_decode import greedy_decode, tokens_to_words
 from scpc.eval.ngram import NgramLM
+from scpc.io import save_torch
 
 SENTENCES = [
     "THE CAT SAT ON THE MAT",
@@ -106,7 +107,7 @@ def test_stats_are_the_mean_and_deviation_of_all_frames(tmp_path):
     torch.testing.assert_close(s["mean"], frames.mean(0), atol=1e-5, rtol=0)
     torch.testing.assert_close(s["std"], frames.std(0, unbiased=False), atol=1e-5, rtol=0)
     assert s["frames"] == len(frames) and sum(s["lengths"].values()) == len(frames)
-    data.save_stats(s, tmp_path / "mvn.pt")
+    save_torch(s, tmp_path / "mvn.pt")
     assert data.load_stats(tmp_path / "mvn.pt")["frames"] == s["frames"]
     torch.save({"x": 1}, tmp_path / "other.pt")
     with pytest.raises(ScpcError, match="other.pt: not scpc-baseline MVN statistics"):

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from scpc.errors import ScpcError
+
 
 def _umask_mode() -> int:
     """The mode a plain open() would give a new file (mkstemp's is 0600)."""
@@ -56,3 +58,30 @@ def _atomic_path(path: Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def save_torch(obj: object, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary name, then rename."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_torch(
+    path: str | os.PathLike, fmt: str, what: str, device: object = "cpu", hint: str = ""
+) -> dict:
+    """A dict saved by :func:`save_torch` whose ``format`` is ``fmt``; a missing, unreadable
+    or foreign file is a one-line error naming it (``what``: "an scpc training state";
+    ``hint``: how to make a missing one)."""
+    import torch
+
+    try:
+        obj = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise ScpcError(f"{path}: no such file{f' ({hint})' if hint else ''}") from None
+    except Exception as e:
+        raise ScpcError(f"{path}: unreadable, not {what} ({type(e).__name__})") from None
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise ScpcError(f"{path}: not {what}")
+    return obj

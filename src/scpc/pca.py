@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from scpc.errors import ScpcError
-from scpc.io import atomic_path
+from scpc.io import save_torch
 
 if TYPE_CHECKING:
     from scpc.extract import ReadOptions, Utterance
@@ -71,8 +71,7 @@ class Pca:
         }
 
     def save(self, path: str | os.PathLike) -> None:
-        with atomic_path(path) as tmp:
-            torch.save(self.to_dict(), tmp)
+        save_torch(self.to_dict(), path)
 
 
 def load_pca(path: str | os.PathLike) -> Pca:

@@ -18,7 +18,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from scpc.data.datadir import read_table
 from scpc.errors import ScpcError
-from scpc.io import atomic_path
+from scpc.io import load_torch
 
 STATS_FORMAT = "scpc-baseline-mvn-1"
 MIN_STD = 1e-5  # a constant channel is centred, not blown up
@@ -132,21 +132,10 @@ def compute_stats(reps: RepSet) -> dict:
     }
 
 
-def save_stats(stats: dict, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(stats, tmp)
-
-
 def load_stats(path: str | os.PathLike) -> dict:
-    try:
-        stats = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ScpcError(f"{path}: no such file (run scpc-baseline stats)") from None
-    except Exception as e:
-        raise ScpcError(f"{path}: unreadable statistics ({type(e).__name__})") from None
-    if not isinstance(stats, dict) or stats.get("format") != STATS_FORMAT:
-        raise ScpcError(f"{path}: not scpc-baseline MVN statistics")
-    return stats
+    return load_torch(
+        path, STATS_FORMAT, "scpc-baseline MVN statistics", hint="scpc-baseline stats"
+    )
 
 
 def shortest(lengths: dict[str, int], n: int | None) -> list[str]:

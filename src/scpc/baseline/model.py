@@ -24,7 +24,7 @@ from torch import nn
 from scpc.downstream.heads import length_mask
 from scpc.downstream.tasks.asr import BiLSTMCTC
 from scpc.errors import ScpcError
-from scpc.io import atomic_path
+from scpc.io import load_torch, save_torch
 
 MODEL_FORMAT = "scpc-baseline-model-1"
 
@@ -114,22 +114,14 @@ def save_model(
         "vocab": list(vocab),
         "provenance": provenance,
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(state, path)
 
 
 def load_model(
     path: str | os.PathLike, device: torch.device | str = "cpu"
 ) -> tuple[BaselineModel, list[str], dict]:
     """(model in eval mode, output names with the blank last, provenance)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ScpcError(f"{path}: no such file") from None
-    except Exception as e:
-        raise ScpcError(f"{path}: unreadable model ({type(e).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
-        raise ScpcError(f"{path}: not an scpc-baseline model")
+    state = load_torch(path, MODEL_FORMAT, "an scpc-baseline model")
     model = BaselineModel(**state["arch"])
     model.load_state_dict(state["state_dict"])
     return model.to(device).eval(), state["vocab"], state["provenance"]

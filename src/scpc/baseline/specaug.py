@@ -5,22 +5,18 @@ frames, then ``num_freq_mask`` channel masks of width uniform in ``[0, F]`` with
 ``F = floor(min(max_freq_mask or C, max_freq_mask_proportion * C))``, then
 ``floor(min(num_time_mask, num_time_mask_proportion * T))`` time masks of width uniform in
 ``[0, floor(min(max_time_mask, max_time_mask_proportion * T))]``. Masks set normalised
-frames to zero (the training mean). The warp and the masking themselves are the SUPERB
-probes' (:mod:`scpc.downstream.specaug`); only the limits differ. In eval mode it does nothing.
+frames to zero (the training mean). The warp and the masking are the SUPERB probes'
+(:mod:`scpc.downstream.specaug`); only the limits differ. In eval mode it does nothing.
 """
 
 from __future__ import annotations
 
 import math
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from scpc.downstream.specaug import SpecAugment as _Masking
+from scpc.downstream.specaug import SpecAugment as FixedSpecAugment
 
 
-class SpecAugment(nn.Module):
+class SpecAugment(FixedSpecAugment):
     def __init__(
         self,
         time_warp: int = 80,
@@ -32,43 +28,16 @@ class SpecAugment(nn.Module):
         max_freq_mask: int | None = None,
         max_freq_mask_proportion: float = 0.04,
     ) -> None:
-        super().__init__()
+        super().__init__(time_warp_window=time_warp, num_freq_mask=num_freq_mask)
         self.num_time_mask, self.num_time_mask_proportion = num_time_mask, num_time_mask_proportion
         self.max_time_mask, self.max_time_mask_proportion = max_time_mask, max_time_mask_proportion
-        self.num_freq_mask, self.max_freq_mask = num_freq_mask, max_freq_mask
-        self.max_freq_mask_proportion = max_freq_mask_proportion
-        # the warp of the SUPERB SpecAugment (its masks are unused: count 0)
-        self.warper = _Masking(
-            time_warp_window=time_warp,
-            num_time_mask=0,
-            time_mask_width=(0, 1),
-            num_freq_mask=0,
-            freq_mask_width=(0, 1),
-        )
+        self.max_freq_mask, self.max_freq_mask_proportion = max_freq_mask, max_freq_mask_proportion
 
-    def limits(self, t: int, c: int) -> tuple[int, int, int]:
-        """(time masks, widest time mask, widest channel mask) for ``t`` frames, ``c`` channels."""
+    def limits(self, t: int, c: int) -> tuple[int, tuple[int, int], int, tuple[int, int]]:
         n_time = math.floor(min(self.num_time_mask, self.num_time_mask_proportion * t))
         w_time = math.floor(min(self.max_time_mask, self.max_time_mask_proportion * t))
         w_freq = math.floor(min(self.max_freq_mask or c, self.max_freq_mask_proportion * c))
-        return n_time, w_time, w_freq
-
-    def forward(
-        self, x: torch.Tensor, lens: torch.Tensor, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """(B, T, C) with (B,) valid frames -> a new (B, T, C), zero past each length."""
-        if not self.training:
-            return x
-        out = []
-        for i, n in enumerate(lens.tolist()):
-            y = x[i, :n]
-            if self.warper.time_warp_window > 0:
-                y = self.warper.warp(y, generator)
-            n_time, w_time, w_freq = self.limits(n, x.shape[2])
-            y = _Masking.mask(y, 1, self.num_freq_mask, (0, w_freq + 1), generator)
-            y = _Masking.mask(y, 0, n_time, (0, w_time + 1), generator)
-            out.append(F.pad(y, (0, 0, 0, x.shape[1] - n)))
-        return torch.stack(out) if out else x
+        return n_time, (0, w_time + 1), self.num_freq_mask, (0, w_freq + 1)
 
 
 def from_config(cfg: dict) -> SpecAugment:

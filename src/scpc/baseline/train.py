@@ -19,6 +19,7 @@ uninterrupted run takes. ``<bl>/metrics.csv`` gets one row per epoch and phase,
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import math
@@ -44,8 +45,9 @@ from scpc.errors import ScpcError
 from scpc.eval.ctc_decode import greedy_decode
 from scpc.eval.metrics import error_rate
 from scpc.extract import resolve_device
-from scpc.io import atomic_path, atomic_write
-from scpc.train.loop import load_training_state, mix
+from scpc.io import atomic_write, load_torch, save_torch
+from scpc.train.loop import mix
+from scpc.train.metrics import save_figure
 from scpc.train.schedule import make_optimizer
 
 STATE_FORMAT = "scpc-baseline-state-1"
@@ -72,7 +74,10 @@ def ctc_steps_needed(targets: list[int]) -> int:
 
 
 def trained_config(cfg: Config) -> str:
-    return dump(trained_part(cfg))
+    """What a resumed run must share with the saved one (the device may change)."""
+    part = copy.deepcopy(trained_part(cfg))
+    part["train"].pop("device")
+    return dump(part)
 
 
 class PhaseTrainer:
@@ -133,7 +138,8 @@ class PhaseTrainer:
         )
         self.augment = specaug.from_config(cfg["specaug"]) if self.p["specaug"] else None
         self.progress = Progress()
-        ids = "\n".join(self.train.utts).encode()
+        # what else a resumed run must share: the utterances and the BPE pieces
+        ids = "\n".join([*self.train.utts, "", *tokenizer.vocab]).encode()
         self.train_id = hashlib.sha256(ids).hexdigest()[:16]
 
     # ----------------------------------------------------------------- state
@@ -149,20 +155,19 @@ class PhaseTrainer:
         }
 
     def save_last(self) -> None:
-        with atomic_path(self.out / "last.ckpt") as tmp:
-            torch.save(self.state_dict(), tmp)
+        save_torch(self.state_dict(), self.out / "last.ckpt")
 
     def restore(self) -> bool:
         path = self.out / "last.ckpt"
         if not path.is_file():
             return False
-        state = load_training_state(
-            path, self.device, STATE_FORMAT, "an scpc-baseline training state"
-        )
+        state = load_torch(path, STATE_FORMAT, "an scpc-baseline training state", self.device)
         if state["config"] != trained_config(self.cfg):
             raise ScpcError(f"{path}: saved with another config; move it away to start afresh")
         if state["train_id"] != self.train_id:
-            raise ScpcError(f"{path}: saved with other training utterances; move it away")
+            raise ScpcError(
+                f"{path}: saved with other training utterances or BPE pieces; move it away"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.progress = Progress(**state["progress"])
@@ -400,7 +405,4 @@ def plot_curves(csv_path: str | os.PathLike, png_path: str | os.PathLike) -> Non
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    with atomic_write(png_path, "wb") as f:
-        fig.savefig(f, format="png")
-    plt.close(fig)
+    save_figure(fig, png_path)

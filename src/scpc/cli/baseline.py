@@ -57,11 +57,12 @@ def bpe(args) -> int:
 
 
 def stats(args) -> int:
-    from scpc.baseline.data import RepSet, compute_stats, save_stats
+    from scpc.baseline.data import RepSet, compute_stats
+    from scpc.io import save_torch
 
     s = compute_stats(RepSet.open(args.reps, args.data))
     out = Path(args.bl) / "mvn.pt"
-    save_stats(s, out)
+    save_torch(s, out)
     print(f"stats: {out}: {s['frames']} frames of {s['mean'].numel()} channels", file=sys.stderr)
     return 0
 

@@ -28,7 +28,7 @@ from scpc.downstream.task import Example
 from scpc.downstream.upstream import Upstream
 from scpc.errors import ScpcError
 from scpc.extract import plan_batches
-from scpc.io import atomic_path, atomic_write
+from scpc.io import atomic_write, save_torch
 
 CACHE_FORMAT = "scpc-superb-cache-1"
 READ_AHEAD = 64  # utterances read and sorted by length together when filling the cache
@@ -159,8 +159,7 @@ class FeatureCache:
             self.memory[source_key(example)] = hidden
             self.used += size
             return
-        with atomic_path(self._file(example.uttid)) as tmp:
-            torch.save({"source": source_key(example), "hidden": hidden}, tmp)
+        save_torch({"source": source_key(example), "hidden": hidden}, self._file(example.uttid))
 
 
 def fill_cache(

@@ -59,10 +59,16 @@ class SpecAugment(nn.Module):
             y = x[i, :n]
             if self.time_warp_window > 0:
                 y = self.warp(y, generator)
-            y = self.mask(y, 1, self.num_freq_mask, self.freq_mask_width, generator)
-            y = self.mask(y, 0, self.num_time_mask, self.time_mask_width, generator)
+            n_time, time_width, n_freq, freq_width = self.limits(n, x.shape[2])
+            y = self.mask(y, 1, n_freq, freq_width, generator)
+            y = self.mask(y, 0, n_time, time_width, generator)
             out.append(F.pad(y, (0, 0, 0, x.shape[1] - n)))
         return torch.stack(out) if out else x
+
+    def limits(self, t: int, c: int) -> tuple[int, tuple[int, int], int, tuple[int, int]]:
+        """(time masks, their width range, channel masks, their width range) of an utterance
+        of ``t`` frames and ``c`` channels: fixed here, relative in the baseline's policy."""
+        return self.num_time_mask, self.time_mask_width, self.num_freq_mask, self.freq_mask_width
 
     def warp(self, y: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         t, w = y.shape[0], self.time_warp_window

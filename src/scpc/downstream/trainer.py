@@ -44,10 +44,11 @@ from scpc.downstream.tasks import make_task
 from scpc.downstream.upstream import Featurizer, Upstream, select_layers
 from scpc.errors import ScpcError
 from scpc.extract import default_batch_samples, layer_sizes, resolve_device
-from scpc.io import atomic_path, atomic_write
+from scpc.io import atomic_write, load_torch, save_torch
 from scpc.models.checkpoint import load_inference_checkpoint
 from scpc.pca import checkpoint_id
-from scpc.train.loop import git_commit, load_training_state, mix
+from scpc.train.loop import git_commit, mix
+from scpc.train.metrics import save_figure
 from scpc.train.schedule import lr_factor, make_optimizer
 
 STATE_FORMAT = "scpc-superb-state-1"
@@ -225,10 +226,7 @@ def plot_curves(log: MetricsLog, png: Path, metric: str) -> None:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
-    fig.tight_layout()
-    with atomic_write(png, "wb") as f:
-        fig.savefig(f, format="png")
-    plt.close(fig)
+    save_figure(fig, png)
 
 
 # ---------------------------------------------------------------------------- the probe
@@ -500,14 +498,13 @@ class SuperbTrainer(Runner):
         }
 
     def save_last(self) -> None:
-        with atomic_path(self.out / "last.ckpt") as tmp:
-            torch.save(self.state_dict(), tmp)
+        save_torch(self.state_dict(), self.out / "last.ckpt")
 
     def restore(self) -> bool:
         path = self.out / "last.ckpt"
         if not path.is_file():
             return False
-        state = load_training_state(path, self.device, STATE_FORMAT, "a SUPERB training state")
+        state = load_torch(path, STATE_FORMAT, "a SUPERB training state", self.device)
         if state["config"] != _comparable(self.cfg):
             raise ScpcError(
                 f"{path}: saved with another config (see {self.out / 'config.yaml'}); "
@@ -542,8 +539,7 @@ class SuperbTrainer(Runner):
             "git_commit": git_commit(),
             **self.probe.trainable_state(),
         }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        save_torch(payload, path)
 
     def _train_iter(self, plan: list[list[int]]):
         """(indices, wavs or None) of the epoch's batches from self.batch on."""
@@ -770,15 +766,7 @@ def summary_line(results: dict[str, Any], out: str | os.PathLike) -> str:
 
 
 def load_probe_file(path: str | os.PathLike) -> dict[str, Any]:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ScpcError(f"{path}: no such checkpoint") from None
-    except Exception as e:
-        raise ScpcError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != PROBE_FORMAT:
-        raise ScpcError(f"{path}: not a SUPERB probe checkpoint (dev-best.ckpt)")
-    return payload
+    return load_torch(path, PROBE_FORMAT, "a SUPERB probe checkpoint (dev-best.ckpt)")
 
 
 def evaluate_probe(

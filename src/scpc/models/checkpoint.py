@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from scpc.errors import ScpcError
-from scpc.io import atomic_path
+from scpc.io import save_torch
 from scpc.models.encoders import Encoder, EncoderOutput, encoder_from_json
 
 FORMAT = "scpc-inference-1"
@@ -43,8 +43,7 @@ def save_inference_checkpoint(
         "downsampling_factor": frontend.frame_shift * encoder.downsampling_factor,
         "provenance": provenance or {},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, path)
 
 
 class InferenceModel(nn.Module):

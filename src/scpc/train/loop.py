@@ -32,7 +32,7 @@ from scpc.data.featdir import read_feat_dir_frontend
 from scpc.data.featdir_dataset import FeatDirDataset, collate
 from scpc.errors import ScpcError
 from scpc.frontend import frontend_from_config
-from scpc.io import atomic_path
+from scpc.io import load_torch, save_torch
 from scpc.models.checkpoint import save_inference_checkpoint
 from scpc.train import distributed
 from scpc.train.metrics import MetricsLog, plot_curves
@@ -57,19 +57,6 @@ class Progress:
     bad_epochs: int = 0
     stopped: bool = False
     window: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "acc": 0.0, "n": 0.0})
-
-
-def load_training_state(
-    path: Path, device: torch.device | str, fmt: str, what: str
-) -> dict[str, Any]:
-    """A ``last.ckpt`` of format ``fmt``; an unreadable or foreign file is a one-line error."""
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:
-        raise ScpcError(f"{path}: unreadable training state ({type(e).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != fmt:
-        raise ScpcError(f"{path}: not {what}")
-    return state
 
 
 def git_commit() -> str:
@@ -205,15 +192,14 @@ class Trainer:
 
     def save_last(self) -> None:
         if self.d.main:
-            with atomic_path(self.exp / "last.ckpt") as tmp:
-                torch.save(self.state_dict(), tmp)
+            save_torch(self.state_dict(), self.exp / "last.ckpt")
         distributed.barrier(self.d)
 
     def restore(self) -> bool:
         path = self.exp / "last.ckpt"
         if not path.is_file():
             return False
-        state = load_training_state(path, self.d.device, STATE_FORMAT, "an scpc training state")
+        state = load_torch(path, STATE_FORMAT, "an scpc training state", self.d.device)
         if state["config"] != dump(self.config):
             raise ScpcError(
                 f"{path}: saved with a different model.yaml; move it away to start afresh"

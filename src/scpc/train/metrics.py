@@ -66,6 +66,13 @@ def plot_curves(csv_path: str | os.PathLike, png_path: str | os.PathLike) -> Non
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     ax.legend()
+    save_figure(fig, png_path)
+
+
+def save_figure(fig, png_path: str | os.PathLike) -> None:
+    """Write a matplotlib figure as PNG atomically and free it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     with atomic_write(png_path, "wb") as f:
         fig.savefig(f, format="png")
