@@ -38,6 +38,7 @@ set=mini             # mini (the committed corpus, offline) or real (LibriSpeech
 baseline_config=     # default: conf/baseline.mini.yaml (--set mini) or conf/baseline.yaml
 name=                # baseline directory name (default: full or pca<K>, plus .v<V> with --vocab-size)
 libri_dir=           # real: an existing LibriSpeech directory (with dev-clean/ ...); empty: download
+lm_text=             # real: the BPE and LM text (default: librispeech-lm-norm.txt.gz, downloaded)
 device=auto          # cpu, cuda[:N] or auto
 stage=0
 stop_stage=100
@@ -92,7 +93,9 @@ lm_order=$(scpc-baseline get $bl lm.order)
 beam=$(scpc-baseline get $bl decode.beam)
 echo "$0: CTC baseline of $ckpt${pca:+ (PCA $pca)} on $set -> $bl" >&2
 
-lm_text=$data/$train/text; lm_kaldi=--kaldi   # the BPE text; also the LM's without KenLM
+# the BPE text, and the LM's: the training transcripts (mini), or the LM corpus (real)
+if [ $set = mini ]; then text=$data/$train/text; kaldi_text=--kaldi
+else text=${lm_text:-$data/download/librispeech-lm-norm.txt.gz}; kaldi_text=; fi
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   echo "Stage 0: data ($set)" >&2
   if [ $set = mini ]; then
@@ -104,7 +107,7 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
       local/download_librispeech.sh $data/download $parts >&2
     fi
     # the BPE text, whether or not there is an LM (the reference needed it but fetched it only for one)
-    local/download_librispeech.sh $data/download librispeech-lm-norm.txt.gz >&2
+    [ -n "$lm_text" ] || local/download_librispeech.sh $data/download librispeech-lm-norm.txt.gz >&2
     for part in $parts; do
       [ -f $data/${part//-/_}/.complete ] && continue
       local/librispeech_data_prep.sh $libri_dir/$part $data/${part//-/_} >&2
@@ -112,7 +115,6 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
     done
   fi
 fi
-if [ $set = real ]; then lm_text=$data/download/librispeech-lm-norm.txt.gz; lm_kaldi=; fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   echo "Stage 1: representations of $train $dev $evals" >&2
@@ -125,7 +127,7 @@ fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   echo "Stage 2: BPE" >&2
-  [ -f $bl/bpe.model ] || scpc-baseline bpe $bl $lm_kaldi $lm_text
+  [ -f $bl/bpe.model ] || scpc-baseline bpe $bl $kaldi_text $text
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
@@ -150,12 +152,12 @@ if [ $lm_order -gt 0 ]; then
   if [ $set = real ] && ! command -v lmplz >/dev/null; then
     # scpc's n-gram holds every n-gram in memory: the transcripts, not the 800M-word corpus
     echo "$0: KenLM's lmplz is not installed: the LM is trained on the $train transcripts" >&2
-    lm=$data/lm/lm.$lm_order.$train.arpa; lm_text=$data/$train/text; lm_kaldi=--kaldi
+    lm=$data/lm/lm.$lm_order.$train.arpa; text=$data/$train/text; kaldi_text=--kaldi
   fi
   lm_opt=(--lm $lm)
   if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
     echo "Stage 6: $lm_order-gram LM" >&2
-    [ -f $lm ] || scpc-baseline lm $lm --order $lm_order $lm_kaldi $lm_text
+    [ -f $lm ] || scpc-baseline lm $lm --order $lm_order $kaldi_text $text
   fi
 fi
 

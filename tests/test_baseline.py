@@ -329,6 +329,7 @@ def test_decoding_without_lm_has_no_grid(tmp_path, tokenizer):
     assert set(r["settings"]) == {"greedy", "beam3"} and not list(
         (tmp_path / "dec").glob("tuning*")
     )
+    assert decode.wer_table(r).splitlines()[2].split() == ["dev", "0.00", "0.00"]
     assert r["sets"]["dev"]["beam3"]["wer"] == 0.0 and math.isclose(
         r["sets"]["dev"]["greedy"]["cer"], 0.0
     )

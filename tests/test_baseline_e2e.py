@@ -4,6 +4,8 @@ tiny network: every stage, the options reaching the decoder, and a finished run 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 from conftest import ROOT, run_script
 
@@ -53,3 +55,48 @@ def test_baseline_run_sh_trains_decodes_and_prints_the_wer_table(tmp_path, mini_
     table = run_script(ROOT / ".venv" / "bin" / "scpc-baseline", "table", bl).stdout.splitlines()
     assert table[0].split()[:4] == ["baseline", "dev", "greedy", "dev"]
     assert table[2].startswith("fbank:full.v30 ") and len(table[2].split()) == 1 + 2 * 5
+
+
+def test_real_set_layout_with_a_local_librispeech_and_lm_text(tmp_path):
+    """--set real on LibriSpeech part names built from the mini corpus (no network): data
+    prep of five parts, BPE on the given LM text (gzip), no KenLM so the LM comes from the
+    train-clean-100 transcripts, and the three other evaluation sets scored."""
+    import gzip
+    import shutil
+
+    from conftest import CORPUS
+
+    libri = tmp_path / "LibriSpeech"
+    for part, src in {
+        "train-clean-100": "train",
+        "dev-clean": "dev",
+        "dev-other": "dev",
+        "test-clean": "test",
+        "test-other": "test",
+    }.items():
+        shutil.copytree(CORPUS / "LibriSpeech" / src, libri / part, copy_function=os.link)
+    lm_text = tmp_path / "lm-norm.txt.gz"
+    with gzip.open(lm_text, "wt") as f:
+        for trans in sorted((CORPUS / "LibriSpeech" / "train").rglob("*.trans.txt")):
+            for line in trans.read_text().splitlines():
+                f.write(line.split(maxsplit=1)[1] + "\n")
+    conf = tmp_path / "tiny.yaml"
+    conf.write_text(TINY.replace("utterances: 32", "utterances: 16"))
+    exp, data = tmp_path / "exp", tmp_path / "data"
+    opts = ["--upstream", "fbank", "--set", "real", "--libri-dir", libri, "--lm-text", lm_text]
+    opts += ["--baseline-config", conf, "--vocab-size", 30, "--lm-order", 2, "--beam", 2]
+    opts += ["--datadir", data, "--expdir", exp]
+    path = os.environ["PATH"]
+    # without KenLM, whether or not this machine has it
+    env = {"PATH": ":".join(p for p in path.split(":") if not (Path(p) / "lmplz").exists())}
+    proc = run_script(ROOT / "local" / "baseline_run.sh", *opts, env=env)
+    lines = proc.stdout.splitlines()
+    assert [line.split()[0] for line in lines[3:]] == [
+        "dev_clean",
+        "dev_other",
+        "test_clean",
+        "test_other",
+    ]
+    assert (data / "librispeech" / "lm" / "lm.2.train_clean_100.arpa").is_file()
+    assert "KenLM's lmplz is not installed" in proc.stderr
+    assert not (data / "librispeech" / "download").exists()  # nothing fetched

@@ -286,12 +286,13 @@ def run(
 
 
 def wer_table(results: dict[str, Any], settings: Sequence[str] | None = None) -> str:
-    """Sets x settings, WER in percent (the dev set, used for tuning, marked)."""
+    """Sets x settings, WER in percent (the dev set marked when it tuned an LM column)."""
     names = list(settings or results["settings"])
     header = ["set", *(results["settings"][n]["label"] for n in names)]
+    tuned = any(results["settings"][n]["lm"] for n in names)
     rows = []
     for set_name in results.get("order", list(results["sets"])):
         scores = results["sets"].get(set_name, {})
-        label = set_name + (" (tuning)" if set_name == results.get("dev") else "")
+        label = set_name + (" (tuning)" if tuned and set_name == results.get("dev") else "")
         rows.append([label, *(f"{scores[n]['wer']:.2f}" if n in scores else "-" for n in names)])
     return aligned(header, rows, rule=True)
