@@ -15,6 +15,7 @@ from scpc.models import (
     SelfAttentionEncoder,
     encoder_from_json,
 )
+from scpc.models.encoders import UtteranceCmvnEncoder
 
 C = 12
 
@@ -34,6 +35,9 @@ def all_encoders():
         "csa-alibi": CausalSelfAttentionEncoder(C, 1, 4, 32, position="alibi"),
         "sa": SelfAttentionEncoder(C, 2, 2, 32),
         "sa-width": SelfAttentionEncoder(C, 1, 2, 32, max_width=3, position="alibi"),
+        "sa-tera": SelfAttentionEncoder(C, 2, 2, 32, position="sinusoid", activation="gelu"),
+        "sa-shared": SelfAttentionEncoder(C, 3, 2, 32, position="sinusoid", share_layers=True),
+        "cmvn": UtteranceCmvnEncoder(C),
         "cconv": CausalConvEncoder(C, 16, 2, 4),
         "seq": EncoderSequence(FeedForwardEncoder(C, 16), RecurrentEncoder(16, 8, 2, "lstm")),
     }
@@ -129,3 +133,40 @@ def test_bad_configurations_are_clear_errors():
         EncoderSequence(FeedForwardEncoder(C, 16), RecurrentEncoder(8, 8))
     with pytest.raises(ScpcError, match="unknown encoder 'transformer'"):
         encoder_from_json({"name": "transformer", "args": {}})
+
+
+def test_shared_layers_apply_one_layer_num_layers_times():
+    torch.manual_seed(0)
+    shared = SelfAttentionEncoder(C, 3, 2, 32, share_layers=True)
+    one = SelfAttentionEncoder(C, 1, 2, 32)
+    three = SelfAttentionEncoder(C, 3, 2, 32)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(shared) == count(one) < count(three)
+    x, lens = torch.randn(2, 9, C), torch.tensor([9, 6])
+    out = shared.eval()(x, lens)
+    assert len(out.hidden_states) == 3  # one state per application
+    # applying the one layer by hand three times gives the same output
+    bias = shared.attention_bias(lens, 9)
+    y = x
+    for _ in range(3):
+        y = shared.layers[0](
+            y * (torch.arange(9)[None, :, None] < lens[:, None, None]), src_mask=bias
+        )
+    y = shared.norm(y) * (torch.arange(9)[None, :, None] < lens[:, None, None])
+    torch.testing.assert_close(out.output, y)
+
+
+def test_sinusoid_positions_and_utterance_cmvn():
+    from scpc.models.encoders import sinusoid_positions, utterance_cmvn
+
+    pe = sinusoid_positions(50, 8)
+    assert pe[0].tolist() == [0, 1, 0, 1, 0, 1, 0, 1]
+    torch.testing.assert_close(pe[:, 0], torch.sin(torch.arange(50.0)))
+    torch.testing.assert_close(pe[:, 7], torch.cos(torch.arange(50.0) * 10000 ** (-6 / 8)))
+    x, lens = torch.randn(2, 10, 3) * 4 + 7, torch.tensor([10, 6])
+    y = utterance_cmvn(x, lens)
+    torch.testing.assert_close(y[1, :6].mean(0), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(y[1, :6].std(0, unbiased=False), torch.ones(3), atol=1e-3, rtol=0)
+    assert y[1, 6:].abs().sum() == 0
+    out = UtteranceCmvnEncoder(3)(x, lens)
+    assert out.hidden_states == () and torch.equal(out.output, y)

@@ -27,23 +27,45 @@ _ATTENTION = {
     "num_heads": 8,
     "dim_feedforward": 2048,
     "max_width": None,  # frames a query may see (itself included); null: unbounded
-    "position": "none",  # none | alibi
+    "position": "none",  # none | alibi | sinusoid (absolute, added to the input; TERA's)
+    "activation": "relu",  # relu | gelu (feed-forward nonlinearity)
+    "share_layers": False,  # one layer applied num_layers times (AALBERT)
 }
 
 DEFAULTS: Config = {
     "name": "",
     "system_description": "",
-    "feat_type": "raw",  # conf/feats/<feat_type>.json: raw | raw-norm | fbank-41 | fbank-80
+    "feat_type": "raw",  # conf/feats/<feat_type>.json: raw | raw-norm | fbank-41 | fbank-80 | fbank-128
     "frontend": None,  # filled in from conf/feats/<feat_type>.json when the config is frozen
+    "input_norm": "none",  # none | utterance (per-utterance CMVN of the features, TERA's input)
     "train_part": "100",  # LibriSpeech hours (100 | 460 | 960); the recipe reads it
     "latent_type": "conv",  # conv | ff | id
-    "context_type": "recur",  # recur | csa | sa | cconv | id
+    "context_type": "recur",  # recur | csa | sa | cconv | spiral | id
     "conv": {"output_size": 512, "norm_type": "none"},  # norm: none | batch | channel | instance
     "ff": {"output_size": 256, "nonlin_type": "relu", "bias": True},
     "recur": {"output_size": 256, "num_layers": 1, "recurrent_type": "gru"},  # gru | lstm | rnn
     "csa": dict(_ATTENTION),
     "sa": dict(_ATTENTION),
     "cconv": {"output_size": 512, "num_layers": 1, "kernel_size": 8, "nonlin_type": "relu"},
+    "spiral": {  # SPIRAL's encoder: conv downsampling, then pre-LN transformer layers, per block
+        "blocks": [  # SPIRAL base: 40 ms then 80 ms frames from 10 ms input
+            {
+                "convs": [[384, 5, 2], [512, 5, 2], [512, 1, 1]],
+                "num_layers": 2,
+                "num_heads": 8,
+                "dim_feedforward": 2048,
+            },
+            {
+                "convs": [[1536, 5, 2], [768, 1, 1]],
+                "num_layers": 10,
+                "num_heads": 12,
+                "dim_feedforward": 3072,
+            },
+        ],
+        "pos_conv_kernel": 128,  # wav2vec 2.0's convolutional relative position embedding
+        "pos_conv_groups": 16,
+        "layerdrop": 0.05,
+    },
     "training": {
         "seed": 0,
         "device": "auto",  # auto | cpu | cuda | cuda:N
@@ -76,7 +98,7 @@ DEFAULTS: Config = {
             "pad_constant": 0.0,
             "max_chunks": 8,  # per step, chosen at random when there are more; null: all
         },
-        "loss_type": "cpc",  # cpc | best-rq
+        "loss_type": "cpc",  # cpc | best-rq | reconstruction (TERA, Mockingjay, AALBERT)
         "cpc_loss": {
             "prediction_steps": 12,
             "gutted_steps": 0,
@@ -98,26 +120,57 @@ DEFAULTS: Config = {
             "quantizer_seed": 0,
             "prediction_type": "ff",  # ff (linear) | csa (a causal transformer layer first)
         },
+        "spiral_loss": {  # SPIRAL base (Speech-Backbones/SPIRAL); see scpc/objectives/spiral.py
+            "projection_size": 256,
+            "predictor_layers": 2,  # [Conv1d k5, BatchNorm, ReLU] layers before the linear one
+            "temperature": 0.3,
+            "negatives": 100,  # drawn from the same utterance's other frames
+            "mask_prob": 0.5,  # student time masking (spans of mask_length frames)
+            "mask_length": 20,
+            "channel_mask_prob": 0.4,  # student channel masking
+            "channel_mask_length": 20,
+            "max_shift": 16,  # teacher padding on each side, in output frames: U{0..max_shift}
+            "max_shift_ratio": 0.5,  # ... at most this fraction of the shortest utterance
+            "ema_start": 0.995,  # teacher momentum: half cosine from start to end over the run
+            "ema_end": 1.0,
+            "teacher_train_mode": True,  # dropout and layerdrop in the teacher too
+            "noise_dir": None,  # .wav/.flac noise for the student (multi-condition training)
+            "noise_ratio": 0.5,  # fraction of utterances that get noise
+            "snr_range": [0.0, 30.0],  # dB, uniform
+        },
+        "reconstruction_loss": {  # TERA's alterations (s3prl pretrain/tera); L1 on altered cells
+            "time_mask_proportion": 0.15,  # of each utterance's frames, in blocks ...
+            "time_mask_consecutive": 7,  # ... of this many frames (overlap allowed)
+            "time_mask_policy": [0.8, 0.1, 0.1],  # per utterance: zero, random frames, unchanged
+            "freq_mask_max": 0.2,  # one band of channels, width uniform in [0, this x C]; 0: off
+            "noise_prob": 0.0,  # per batch: add Gaussian noise to every input frame; 0: off
+            "noise_std": 0.2,
+            "loss": "l1",  # l1 | mse
+        },
     },
 }
 
 CHOICES: dict[str, tuple[Any, ...]] = {
-    "feat_type": ("raw", "raw-norm", "fbank-41", "fbank-80"),
+    "feat_type": ("raw", "raw-norm", "fbank-41", "fbank-80", "fbank-128"),
     "latent_type": ("conv", "ff", "id"),
-    "context_type": ("recur", "csa", "sa", "cconv", "id"),
+    "context_type": ("recur", "csa", "sa", "cconv", "spiral", "id"),
     "conv.norm_type": ("none", "batch", "channel", "instance"),
     "ff.nonlin_type": ("relu", "sigmoid", "tanh", "none"),
     "cconv.nonlin_type": ("relu", "sigmoid", "tanh", "none"),
     "recur.recurrent_type": ("gru", "lstm", "rnn"),
-    "csa.position": ("none", "alibi"),
-    "sa.position": ("none", "alibi"),
+    "csa.position": ("none", "alibi", "sinusoid"),
+    "sa.position": ("none", "alibi", "sinusoid"),
+    "sa.activation": ("relu", "gelu"),
+    "csa.activation": ("relu", "gelu"),
+    "input_norm": ("none", "utterance"),
+    "training.reconstruction_loss.loss": ("l1", "mse"),
     "training.amp": ("auto", "bf16", "fp16", "off"),
     "training.optimizer": ("adam", "adamw", "sgd"),
     "training.lr_decay": ("none", "linear", "cosine", "exponential"),
     "training.chunking.policy": ("fixed", "none", "ali"),
     "training.chunking.window_type": ("causal", "symmetric", "future"),
     "training.chunking.pad_mode": ("valid", "constant", "replicate"),
-    "training.loss_type": ("cpc", "best-rq"),
+    "training.loss_type": ("cpc", "best-rq", "reconstruction", "spiral"),
     "training.cpc_loss.negatives": ("batch", "utterance"),
     "training.cpc_loss.prediction_type": ("ff", "recur", "csa"),
     "training.best_rq_loss.prediction_type": ("ff", "csa"),

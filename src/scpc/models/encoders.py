@@ -88,6 +88,29 @@ class IdentityEncoder(Encoder, json_name="id"):
         return EncoderOutput(x, lens, (x,))
 
 
+class UtteranceCmvnEncoder(Encoder, json_name="cmvn"):
+    """Per-utterance mean and variance normalisation of each channel over the real frames
+    (TERA's input), no parameters. It exposes no hidden state: its output is the input's size,
+    not a layer to probe."""
+
+    def __init__(self, input_size: int, eps: float = 1e-5) -> None:
+        super().__init__(**constructor_args(locals()))
+        self.input_size = self.output_size = input_size
+        self.eps = eps
+
+    def forward(self, x, lens):
+        return EncoderOutput(utterance_cmvn(x, lens, self.eps), lens, ())
+
+
+def utterance_cmvn(x: torch.Tensor, lens: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """(N, T, C) normalised per utterance and channel over its first ``lens`` frames."""
+    keep = frame_mask(lens, x.shape[1]).unsqueeze(-1).to(x.dtype)
+    count = keep.sum(1, keepdim=True).clamp(min=1)
+    mean = (x * keep).sum(1, keepdim=True) / count
+    var = (((x - mean) * keep) ** 2).sum(1, keepdim=True) / count
+    return (x - mean) / torch.sqrt(var + eps) * keep
+
+
 NONLINEARITIES = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "none": nn.Identity}
 
 
@@ -260,7 +283,10 @@ class _Attention(Encoder):
     ``max_width`` limits each frame's attention to itself and the ``max_width - 1`` frames
     before it (causal) or on each side (non-causal). ``position`` "alibi" adds a per-head bias
     linear in the distance (relative, so a frame's output does not depend on where the
-    chunk starts); "none" uses no positional information.
+    chunk starts); "sinusoid" adds the Transformer's absolute sinusoidal encoding to the
+    input, then a LayerNorm and dropout (BERT's and TERA's input representation); "none" uses
+    no positional information. ``activation`` is the feed-forward nonlinearity (relu, or gelu
+    as BERT/TERA). ``share_layers`` applies one layer ``num_layers`` times (ALBERT, AALBERT).
     """
 
     causal: ClassVar[bool]
@@ -274,23 +300,31 @@ class _Attention(Encoder):
         max_width: int | None = None,
         position: str = "none",
         dropout: float = 0.0,
+        activation: str = "relu",
+        share_layers: bool = False,
     ) -> None:
         super().__init__(**constructor_args(locals()))
-        if position not in ("none", "alibi"):
+        if position not in ("none", "alibi", "sinusoid"):
             raise ScpcError(
-                f"attention encoder: unknown position scheme {position!r} (none or alibi)"
+                f"attention encoder: unknown position scheme {position!r} (none, alibi or sinusoid)"
             )
+        if activation not in ("relu", "gelu"):
+            raise ScpcError(f"attention encoder: unknown activation {activation!r} (relu or gelu)")
         if max_width is not None and max_width < 1:
             raise ScpcError(f"attention encoder: max_width must be at least 1, got {max_width}")
         self.input_size = self.output_size = input_size
         self.num_heads, self.max_width, self.position = num_heads, max_width, position
+        self.num_layers = num_layers
         self.layers = nn.ModuleList(
             nn.TransformerEncoderLayer(
-                input_size, num_heads, dim_feedforward, dropout, batch_first=True
+                input_size, num_heads, dim_feedforward, dropout, activation, batch_first=True
             )
-            for _ in range(num_layers)
+            for _ in range(1 if share_layers else num_layers)
         )
         self.norm = nn.LayerNorm(input_size)
+        if position == "sinusoid":
+            self.input_norm = nn.LayerNorm(input_size)
+            self.input_dropout = nn.Dropout(dropout)
         # ALiBi's head slopes: a geometric sequence 2^(-8 h / H)
         self.register_buffer(
             "slopes",
@@ -318,15 +352,30 @@ class _Attention(Encoder):
 
     def forward(self, x, lens):
         bias = self.attention_bias(lens, x.shape[1]).to(x.dtype)
+        if self.position == "sinusoid":
+            x = x + sinusoid_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)
+            x = self.input_dropout(self.input_norm(x))
         x = mask_padding(x, lens)
         states = []
-        for i, layer in enumerate(self.layers):
-            x = layer(x, src_mask=bias)
-            if i == len(self.layers) - 1:
+        for i in range(self.num_layers):
+            x = self.layers[i % len(self.layers)](x, src_mask=bias)
+            if i == self.num_layers - 1:
                 x = self.norm(x)
             x = mask_padding(x, lens)
             states.append(x)
         return EncoderOutput(x, lens, tuple(states))
+
+
+def sinusoid_positions(total: int, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(total, size): sin at even channels, cos at odd, wavelengths 2 pi .. 10000 * 2 pi."""
+    pos = torch.arange(total, device=device, dtype=torch.float32)[:, None]
+    rate = torch.exp(
+        torch.arange(0, size, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / size)
+    )
+    out = torch.zeros(total, size, device=device)
+    out[:, 0::2] = torch.sin(pos * rate)
+    out[:, 1::2] = torch.cos(pos * rate[: size // 2])
+    return out
 
 
 class CausalSelfAttentionEncoder(_Attention, json_name="csa"):

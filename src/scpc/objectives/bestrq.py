@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from scpc.errors import ScpcError
-from scpc.models.encoders import CausalSelfAttentionEncoder, frame_mask
+from scpc.models.encoders import CausalSelfAttentionEncoder, frame_mask, utterance_cmvn
 
 
 class BestRqOutput(NamedTuple):
@@ -32,7 +32,8 @@ def span_mask(
 ) -> torch.Tensor:
     """(N, T) bool: frames inside spans of ``width`` frames started with probability ``prob``,
     only within each utterance's length."""
-    starts = torch.rand(len(lens), total, generator=generator, device=lens.device) < prob
+    # drawn on the CPU (the trainer's generator lives there), then moved
+    starts = (torch.rand(len(lens), total, generator=generator) < prob).to(lens.device)
     # a frame is masked if a span started in the last width frames (including itself)
     counts = torch.nn.functional.conv1d(
         starts.float().unsqueeze(1), torch.ones(1, 1, width, device=lens.device), padding=width - 1
@@ -49,11 +50,7 @@ def standardize(feats: torch.Tensor, lens: torch.Tensor | None, factor: int) -> 
     """
     if lens is None:
         lens = torch.full((feats.shape[0],), feats.shape[1] // factor, device=feats.device)
-    keep = frame_mask(lens * factor, feats.shape[1]).unsqueeze(-1).to(feats.dtype)
-    count = keep.sum(1, keepdim=True).clamp(min=1)
-    mean = (feats * keep).sum(1, keepdim=True) / count
-    var = (((feats - mean) * keep) ** 2).sum(1, keepdim=True) / count
-    return (feats - mean) / torch.sqrt(var + 1e-5) * keep
+    return utterance_cmvn(feats, lens * factor)
 
 
 class BestRqQuantizer(nn.Module):
@@ -139,7 +136,7 @@ class BestRqLoss(nn.Module):
         )
         full = m.repeat_interleave(self.factor, 1)
         full = nn.functional.pad(full, (0, feats.shape[1] - full.shape[1]))
-        noise = torch.randn(feats.shape, generator=generator, device=feats.device) * self.noise_std
+        noise = torch.randn(feats.shape, generator=generator).to(feats.device) * self.noise_std
         return torch.where(full.unsqueeze(-1), noise.to(feats.dtype), feats), m
 
     def forward(

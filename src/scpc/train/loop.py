@@ -436,6 +436,7 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         p.step += 1
+        self.model.after_step(p.step, self.total_steps)
         return lr
 
     def _end_epoch(self, plan_len: int) -> None:
