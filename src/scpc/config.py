@@ -98,7 +98,7 @@ DEFAULTS: Config = {
             "pad_constant": 0.0,
             "max_chunks": 8,  # per step, chosen at random when there are more; null: all
         },
-        "loss_type": "cpc",  # cpc | best-rq | reconstruction (TERA, Mockingjay, AALBERT)
+        "loss_type": "cpc",  # cpc | best-rq | reconstruction (TERA, Mockingjay, AALBERT) | spiral | spin
         "cpc_loss": {
             "prediction_steps": 12,
             "gutted_steps": 0,
@@ -138,6 +138,19 @@ DEFAULTS: Config = {
             "noise_ratio": 0.5,  # fraction of utterances that get noise
             "snr_range": [0.0, 30.0],  # dB, uniform
         },
+        "spin_loss": {  # Spin (vectominist/spin config/spin.yaml); see scpc/objectives/spin.py
+            "init_checkpoint": None,  # the best.ckpt to continue (a waveform front-end)
+            "trainable_layers": 2,  # the encoder's last layers that train; the rest is frozen
+            "codebook_size": 256,
+            "projection_size": 256,
+            "temperature": 0.1,
+            "sinkhorn_eps": 0.02,
+            "sinkhorn_iters": 3,
+            "formant_ratio_max": 1.4,  # speaker perturbation: formant ratio U[1, max] or 1/that
+            "pitch_ratio_max": 2.0,  # pitch ratio U[1, max] or 1/that
+            "eq_bands": 10,  # random parametric EQ (0: none)
+            "eq_gain_db": 12.0,
+        },
         "reconstruction_loss": {  # TERA's alterations (s3prl pretrain/tera); L1 on altered cells
             "time_mask_proportion": 0.15,  # of each utterance's frames, in blocks ...
             "time_mask_consecutive": 7,  # ... of this many frames (overlap allowed)
@@ -170,7 +183,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "training.chunking.policy": ("fixed", "none", "ali"),
     "training.chunking.window_type": ("causal", "symmetric", "future"),
     "training.chunking.pad_mode": ("valid", "constant", "replicate"),
-    "training.loss_type": ("cpc", "best-rq", "reconstruction", "spiral"),
+    "training.loss_type": ("cpc", "best-rq", "reconstruction", "spiral", "spin"),
     "training.cpc_loss.negatives": ("batch", "utterance"),
     "training.cpc_loss.prediction_type": ("ff", "recur", "csa"),
     "training.best_rq_loss.prediction_type": ("ff", "csa"),

@@ -95,7 +95,13 @@ class Trainer:
         )
         with_ali = ch["policy"] == "ali"
         self.train_ds = FeatDirDataset(train_dir, with_ali)
-        self.val_ds = FeatDirDataset(val_dir, with_ali)
+        # Spin logs PNMI against the validation set's phone alignments when it has them
+        self.val_alignments = (
+            config["training"]["loss_type"] == "spin"
+            and ch["policy"] == "none"
+            and (Path(val_dir) / "ali").is_dir()
+        )
+        self.val_ds = FeatDirDataset(val_dir, with_ali or self.val_alignments)
         self._check_frontend(Path(train_dir))
         self._check_frontend(Path(val_dir))
         if self.val_ds.feat_size != self.train_ds.feat_size:
@@ -265,9 +271,9 @@ class Trainer:
             dtype=torch.long,
         )
         dev = self.d.device
-        return chunks.to(dev), chunk_lens.to(dev), spk.to(dev), g, utt_seeds, lens[sources]
+        return chunks.to(dev), chunk_lens.to(dev), spk.to(dev), g, utt_seeds, sources
 
-    def _forward(self, module, chunks, chunk_lens, spk, g, utt_seeds):
+    def _forward(self, module, chunks, chunk_lens, spk, g, utt_seeds, alis=None):
         ctx = (
             torch.autocast(self.d.device.type, dtype=self.amp_dtype)
             if self.amp_dtype is not None
@@ -277,6 +283,8 @@ class Trainer:
             if len(chunks) == 0:  # nothing long enough: a zero loss keeps processes in step
                 zero = sum(p.sum() for p in self.model.parameters()) * 0.0
                 return {"loss": zero, "accuracy": zero.detach()}
+            if alis is not None:
+                return module(chunks, chunk_lens, spk, g, utt_seeds, alis)
             return module(chunks, chunk_lens, spk, g, utt_seeds)
 
     # ----------------------------------------------------------------- validation
@@ -296,12 +304,14 @@ class Trainer:
                 continue
             seed = mix(self.t["seed"], "valid", b)
             torch.manual_seed(seed)
-            chunks, chunk_lens, spk, g, utt_seeds, _ = self._batch(
-                ds, [ds[i] for i in mine], seed, 0
-            )
+            items = [ds[i] for i in mine]
+            chunks, chunk_lens, spk, g, utt_seeds, sources = self._batch(ds, items, seed, 0)
             if len(chunks) == 0:
                 continue
-            out = self._forward(self.model, chunks, chunk_lens, spk, g, utt_seeds)
+            alis = None
+            if self.val_alignments:  # whole utterances: chunk k is item sources[k]
+                alis = [items[int(s)][1] for s in sources]
+            out = self._forward(self.model, chunks, chunk_lens, spk, g, utt_seeds, alis)
             total += float(out["loss"]) * len(chunks)
             correct += float(out["accuracy"]) * len(chunks)
             count += len(chunks)
@@ -455,6 +465,7 @@ class Trainer:
             self.metrics.append(split="valid", epoch=p.epoch, step=p.step, loss=val, accuracy=acc)
         self.log(
             f"epoch {p.epoch} step {p.step}: validation loss {val:.4f} accuracy {acc:.3f}"
+            + self.model.validation_report()
             + (" (best so far)" if improved else "")
             + (" - early stopping" if p.stopped and not self._by_steps() else "")
         )

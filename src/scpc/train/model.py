@@ -20,11 +20,13 @@ from scpc.models.encoders import (
     RecurrentEncoder,
     SelfAttentionEncoder,
     UtteranceCmvnEncoder,
+    frame_mask,
 )
 from scpc.models.spiral import SpiralEncoder
 from scpc.objectives.bestrq import BestRqLoss
 from scpc.objectives.cpc import CpcLoss
 from scpc.objectives.reconstruction import ReconstructionLoss
+from scpc.objectives.spin import SpinLoss, pnmi
 from scpc.objectives.spiral import NoiseBank, SpiralLoss
 
 
@@ -120,6 +122,8 @@ class PretrainModel(nn.Module):
                 num_speakers if c["speaker_embedding"] else None,
             )
             self.min_frames = c["offset"] + c["prediction_steps"] + 1
+        elif self.loss_type == "spin":
+            self._init_spin(config)
         elif self.loss_type == "spiral":
             c = t["spiral_loss"]
             self.objective = SpiralLoss(
@@ -185,6 +189,8 @@ class PretrainModel(nn.Module):
         )
 
     def encoder(self) -> EncoderSequence:
+        if self.loss_type == "spin":
+            return self.latent  # the continued upstream, whole
         if self.input_norm is not None:
             return EncoderSequence(self.input_norm, self.latent, self.context)
         return EncoderSequence(self.latent, self.context)
@@ -196,8 +202,11 @@ class PretrainModel(nn.Module):
         speakers: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         utt_seeds: torch.Tensor | None = None,
+        alis: list[torch.Tensor] | None = None,
     ) -> dict[str, Any]:
         """Loss and diagnostics of a padded batch of features (N, T, F)."""
+        if self.loss_type == "spin":
+            return self._spin(feats, lens, utt_seeds, alis)
         if self.loss_type == "spiral":
             return self._spiral(feats, lens, generator)
         if self.input_norm is not None:
@@ -233,7 +242,108 @@ class PretrainModel(nn.Module):
         return {"loss": out.loss, "accuracy": out.accuracy}
 
     def after_step(self, step: int, total: int | None) -> None:
-        """Called by the trainer after every optimiser step (SPIRAL's teacher update)."""
+        """Called by the trainer after every optimiser step (SPIRAL's teacher update, Spin's
+        codebook normalisation)."""
+        if self.loss_type == "spin":
+            self.objective.normalize_codebook()
         if self.loss_type == "spiral":
             student = EncoderSequence(self.latent, self.context)
             self.objective.update_teacher(student, step, total or 0)
+
+    # ------------------------------------------------------------------ Spin
+    wants_alignments = property(lambda self: self.loss_type == "spin")
+
+    def _init_spin(self, config: Config) -> None:
+        from scpc.models.checkpoint import load_inference_checkpoint
+        from scpc.models.freeze import train_last_layers
+
+        c = config["training"]["spin_loss"]
+        if not c["init_checkpoint"]:
+            raise ScpcError(
+                "spin continues a pre-trained model: set training.spin_loss.init_checkpoint"
+            )
+        upstream = load_inference_checkpoint(c["init_checkpoint"])
+        fe = config.get("frontend")
+        if getattr(upstream.frontend, "config", None) is not None and fe is not None:
+            if upstream.frontend.config != fe:
+                raise ScpcError(
+                    f"{c['init_checkpoint']}: its front-end differs from this config's "
+                    f"({config['feat_type']}); use the upstream's feat_type"
+                )
+        if upstream.frontend.feat_size != 1:
+            raise ScpcError(
+                f"{c['init_checkpoint']}: spin perturbs waveforms; it needs an upstream with a "
+                "raw (waveform) front-end"
+            )
+        self.normalize_wave = bool(getattr(upstream.frontend, "normalize", False))
+        self.latent = upstream.encoder
+        self.context = IdentityEncoder(self.latent.output_size)
+        self.trainable = train_last_layers(self.latent, c["trainable_layers"])
+        self.objective = SpinLoss(
+            self.latent.output_size,
+            c["codebook_size"],
+            c["projection_size"],
+            c["temperature"],
+            c["sinkhorn_eps"],
+            c["sinkhorn_iters"],
+        )
+        self.perturb_args = (
+            c["formant_ratio_max"],
+            c["pitch_ratio_max"],
+            c["eq_bands"],
+            c["eq_gain_db"],
+        )
+        self.min_frames = 1
+        self.pnmi_counts: dict[tuple[int, int], int] = {}
+
+    def _perturbed(self, feats, lens, utt_seeds) -> torch.Tensor:
+        """Speaker-perturbed copies of (N, T, 1) waveforms, seeded per chunk."""
+        import numpy as np
+
+        from scpc.objectives.speaker_perturb import perturb_speaker
+
+        out = torch.zeros_like(feats)
+        wavs = feats[..., 0].detach().float().cpu().numpy()
+        for i, n in enumerate(lens.tolist()):
+            x = wavs[i, :n]
+            peak = float(np.abs(x).max()) or 1.0
+            seed = int(utt_seeds[i]) if utt_seeds is not None else i
+            y = perturb_speaker(x / peak, np.random.default_rng(seed), *self.perturb_args)
+            if self.normalize_wave:  # the front-end's per-utterance standardisation again
+                y = (y - y.mean()) / np.sqrt(y.var() + 1e-7)
+            else:
+                y = y * peak
+            out[i, :n, 0] = torch.from_numpy(np.asarray(y, dtype=np.float32)).to(feats.device)
+        return out
+
+    def _spin(self, feats, lens, utt_seeds, alis) -> dict[str, Any]:
+        a = self.latent(feats, lens)
+        b = self.latent(self._perturbed(feats, lens, utt_seeds), lens)
+        keep = frame_mask(a.lens, a.output.shape[1])
+        out = self.objective(a.output[keep], b.output[keep])
+        if alis is not None and not self.training:
+            self._count_pnmi(out.codes.cpu(), a.lens.cpu(), alis)
+        return {"loss": out.loss, "accuracy": out.accuracy}
+
+    def _count_pnmi(self, codes: torch.Tensor, lens: torch.Tensor, alis) -> None:
+        d = self.latent.downsampling_factor
+        at = 0
+        for n, ali in zip(lens.tolist(), alis):
+            idx = (torch.arange(n) * d + d // 2).clamp(max=len(ali) - 1)
+            for ph, code in zip(ali[idx].tolist(), codes[at : at + n].tolist()):
+                self.pnmi_counts[(ph, code)] = self.pnmi_counts.get((ph, code), 0) + 1
+            at += n
+
+    def validation_report(self) -> str:
+        """Extra validation figures for the log (Spin: PNMI of the codes against the
+        validation set's phone alignments), reset for the next validation."""
+        if self.loss_type != "spin" or not self.pnmi_counts:
+            return ""
+        phones = sorted({p for p, _ in self.pnmi_counts})
+        codes = sorted({c for _, c in self.pnmi_counts})
+        table = torch.zeros(len(phones), len(codes))
+        pi, ci = {p: i for i, p in enumerate(phones)}, {c: i for i, c in enumerate(codes)}
+        for (p, c), k in self.pnmi_counts.items():
+            table[pi[p], ci[c]] = k
+        self.pnmi_counts = {}
+        return f" PNMI {pnmi(table):.4f}"
