@@ -26,3 +26,28 @@ def mini_data(tmp_path_factory):
     data = tmp_path_factory.mktemp("data") / "mini"
     run_script(ROOT / "local" / "mini_data_prep.sh", data)
     return data
+
+
+def mini_feat_dirs(mini_data, out, feat_type):
+    """The front-end config of conf/feats/<feat_type>.json and feature dirs of the mini
+    corpus's dev and test parts made with it under ``out`` (training and validation sets)."""
+    from scpc.data.featdir import compute_feat_dir
+    from scpc.frontend import load_frontend_config
+
+    frontend = load_frontend_config(ROOT / "conf" / "feats" / f"{feat_type}.json")
+    dirs = []
+    for part in ("dev", "test"):
+        compute_feat_dir(mini_data / part, out / part, frontend)
+        dirs.append(out / part)
+    return frontend, dirs
+
+
+def train_tiny(out, config, dirs):
+    """scpc-train of ``config`` (a dict) on ``dirs`` in ``out/exp``; returns that directory."""
+    import yaml
+
+    exp = out / "exp"
+    exp.mkdir()
+    (exp / "model.yaml").write_text(yaml.safe_dump(config))
+    run_script(".venv/bin/scpc-train", "--quiet", exp / "model.yaml", *dirs)
+    return exp

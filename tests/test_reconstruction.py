@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import yaml
-from conftest import ROOT, run_script
+from conftest import ROOT, mini_feat_dirs, train_tiny
 
 from scpc.errors import ScpcError
 from scpc.models.checkpoint import load_inference_checkpoint
@@ -124,23 +124,13 @@ def test_bad_reconstruction_settings_are_clear_errors():
     "family", ["tera"]
 )  # aalbert differs only in sa.share_layers (unit-tested)
 def test_family_trains_and_its_checkpoint_extracts(tmp_path, mini_data, family):
-    from scpc.data.featdir import compute_feat_dir
-    from scpc.frontend import load_frontend_config
-
-    fbank = load_frontend_config(ROOT / "conf" / "feats" / "fbank-80.json")
-    dirs = []
-    for part in ("dev", "test"):
-        compute_feat_dir(mini_data / part, tmp_path / part, fbank)
-        dirs.append(tmp_path / part)
+    fbank, dirs = mini_feat_dirs(mini_data, tmp_path, "fbank-80")
     conf = yaml.safe_load((ROOT / "conf" / f"model.{family}.mini.yaml").read_text())
     conf["frontend"] = fbank
     conf["ff"]["output_size"] = 16
     conf["sa"].update(num_heads=2, dim_feedforward=32)
     conf["training"].update(max_epochs=1)
-    (tmp_path / "exp").mkdir()
-    (tmp_path / "exp" / "model.yaml").write_text(yaml.safe_dump(conf))
-    run_script(".venv/bin/scpc-train", "--quiet", tmp_path / "exp" / "model.yaml", *dirs)
-    model = load_inference_checkpoint(tmp_path / "exp" / "best.ckpt")
+    model = load_inference_checkpoint(train_tiny(tmp_path, conf, dirs) / "best.ckpt")
     names = [e["name"] for e in model.encoder.to_json()["args"]["encoders"]]
     assert names == ["cmvn", "ff", "sa"] and model.downsampling_factor == 160
     wav = torch.randn(1, 16000) * 0.1

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import ROOT, run_script
+from conftest import ROOT, mini_feat_dirs, run_script, train_tiny
 
 from scpc.errors import ScpcError
 from scpc.models import ConvEncoder, EncoderSequence, RecurrentEncoder, SelfAttentionEncoder
@@ -162,15 +162,9 @@ def test_only_the_last_layers_train():
 
 
 def test_spin_continues_a_checkpoint_and_logs_pnmi(tmp_path, mini_data):
-    from scpc.data.featdir import compute_feat_dir
-    from scpc.frontend import load_frontend_config
     from scpc.models.checkpoint import load_inference_checkpoint
 
-    raw = load_frontend_config(ROOT / "conf" / "feats" / "raw-norm.json")
-    dirs = []
-    for part in ("dev", "test"):
-        compute_feat_dir(mini_data / part, tmp_path / part, raw)
-        dirs.append(tmp_path / part)
+    raw, dirs = mini_feat_dirs(mini_data, tmp_path, "raw-norm")
     up = tmp_path / "up.ckpt"
     upstream = {"name": "up", "feat_type": "raw-norm", "conv": {"output_size": 16},
                 "recur": {"output_size": 16, "recurrent_type": "lstm"}}  # fmt: skip
@@ -180,14 +174,12 @@ def test_spin_continues_a_checkpoint_and_logs_pnmi(tmp_path, mini_data):
     conf["frontend"] = raw
     conf["training"].update(max_epochs=1, max_steps=2, batch_size=4)
     conf["training"]["spin_loss"].update(init_checkpoint=str(up), codebook_size=8)
-    (tmp_path / "exp").mkdir()
-    (tmp_path / "exp" / "model.yaml").write_text(yaml.safe_dump(conf))
-    run_script(".venv/bin/scpc-train", "--quiet", tmp_path / "exp" / "model.yaml", *dirs)
+    exp = train_tiny(tmp_path, conf, dirs)
     before = load_inference_checkpoint(up)
-    after = load_inference_checkpoint(tmp_path / "exp" / "best.ckpt")
+    after = load_inference_checkpoint(exp / "best.ckpt")
     assert after.encoder.to_json() == before.encoder.to_json()
     b, a = before.encoder.encoders, after.encoder.encoders
     for p, q in zip(b[0].parameters(), a[0].parameters()):
         assert torch.equal(p, q)  # the frozen conv encoder
     assert any(not torch.equal(p, q) for p, q in zip(b[1].parameters(), a[1].parameters()))
-    assert " PNMI 0." in (tmp_path / "exp" / "train.log").read_text()
+    assert " PNMI 0." in (exp / "train.log").read_text()

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
-from conftest import ROOT, run_script
+from conftest import ROOT, mini_feat_dirs, train_tiny
 
 from scpc.models import EncoderSequence, FeedForwardEncoder
 from scpc.models.checkpoint import load_inference_checkpoint
@@ -152,14 +152,7 @@ def test_noise_is_mixed_at_the_drawn_snr(tmp_path):
 
 
 def test_spiral_trains_and_its_student_is_the_checkpoint(tmp_path, mini_data):
-    from scpc.data.featdir import compute_feat_dir
-    from scpc.frontend import load_frontend_config
-
-    fbank = load_frontend_config(ROOT / "conf" / "feats" / "fbank-80.json")
-    dirs = []
-    for part in ("dev", "test"):
-        compute_feat_dir(mini_data / part, tmp_path / part, fbank)
-        dirs.append(tmp_path / part)
+    fbank, dirs = mini_feat_dirs(mini_data, tmp_path, "fbank-80")
     conf = yaml.safe_load((ROOT / "conf" / "model.spiral.mini.yaml").read_text())
     conf["frontend"] = fbank
     conf["spiral"]["blocks"] = [
@@ -168,15 +161,13 @@ def test_spiral_trains_and_its_student_is_the_checkpoint(tmp_path, mini_data):
     ]
     conf["training"].update(max_epochs=1)
     conf["training"]["spiral_loss"].update(projection_size=8, negatives=5)
-    (tmp_path / "exp").mkdir()
-    (tmp_path / "exp" / "model.yaml").write_text(yaml.safe_dump(conf))
-    run_script(".venv/bin/scpc-train", "--quiet", tmp_path / "exp" / "model.yaml", *dirs)
-    model = load_inference_checkpoint(tmp_path / "exp" / "best.ckpt")
+    exp = train_tiny(tmp_path, conf, dirs)
+    model = load_inference_checkpoint(exp / "best.ckpt")
     names = [e["name"] for e in model.encoder.to_json()["args"]["encoders"]]
     assert names == ["cmvn", "id", "spiral"] and model.downsampling_factor == 1280
     out = model(torch.randn(1, 32000) * 0.1, torch.tensor([32000]))
     assert (
         out.output.shape[2] == 16 and out.lens.item() == out.output.shape[1] == 25
     )  # 200 frames / 8
-    state = torch.load(tmp_path / "exp" / "last.ckpt", weights_only=True)["model"]
+    state = torch.load(exp / "last.ckpt", weights_only=True)["model"]
     assert any(k.startswith("objective.teacher.") for k in state)  # the teacher resumes too
