@@ -71,9 +71,13 @@ def settings_for(beam: int, lm_order: int, lm_weight: float = 0.0, word_bonus: f
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(vocab: list[str], blank: int, prune: float, lm) -> None:
-    torch.set_num_threads(1)
+def _set_decoding(vocab: list[str], blank: int, prune: float, lm) -> None:
     _WORKER.update(vocab=vocab, blank=blank, prune=prune, lm=lm)
+
+
+def _init_worker(*decoding) -> None:
+    torch.set_num_threads(1)  # nj workers share the cores; each decodes in numpy anyway
+    _set_decoding(*decoding)
 
 
 def _decode_utterance(job: tuple[np.ndarray, Sequence[Setting]]) -> list[str]:
@@ -119,9 +123,8 @@ class Decoder:
         if nj > 1:
             # fork: workers share the LM without pickling it
             self.pool = multiprocessing.get_context("fork").Pool(nj, _init_worker, init)
-        else:
-            _init_worker(*init)
-            torch.set_num_threads(max(1, torch.get_num_threads()))
+        else:  # in this process, whose threads the model's forward pass keeps
+            _set_decoding(*init)
 
     def close(self) -> None:
         if self.pool is not None:

@@ -11,11 +11,11 @@ import gzip
 import os
 from collections.abc import Iterator, Sequence
 
+from scpc.errors import ScpcError
+
 
 def sentences(paths: Sequence[str | os.PathLike], kaldi: bool) -> Iterator[str]:
     """Each non-empty sentence of ``paths`` in turn, whitespace normalised."""
-    from scpc.errors import ScpcError
-
     for path in paths:
         opener = gzip.open if str(path).endswith(".gz") else open
         try:

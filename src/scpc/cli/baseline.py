@@ -25,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-from scpc.cli.common import key_value, run
+from scpc.cli.common import add_override_option, run
 from scpc.errors import ScpcError
 from scpc.io import atomic_write
 from scpc.tables import aligned
@@ -228,14 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("init", help="freeze the config of a baseline directory")
     p.add_argument("bl", help="the baseline directory")
     p.add_argument("--config", required=True, help="conf/baseline[.mini].yaml")
-    p.add_argument(
-        "-o",
-        "--override",
-        type=key_value,
-        action="append",
-        metavar="KEY=VALUE",
-        help="set a config key, e.g. -o bpe.vocab_size=500 (repeatable)",
-    )
+    add_override_option(p, "bpe.vocab_size=500")
     p.set_defaults(func=init)
     p = sub.add_parser("bpe", help="train the SentencePiece BPE model")
     p.add_argument("bl")

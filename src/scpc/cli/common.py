@@ -31,3 +31,15 @@ def key_value(text: str) -> tuple[str, object]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key, yaml.safe_load(value)
+
+
+def add_override_option(parser: argparse.ArgumentParser, example: str) -> None:
+    """``-o/--override KEY=VALUE`` (repeatable): config keys set on the command line."""
+    parser.add_argument(
+        "-o",
+        "--override",
+        type=key_value,
+        action="append",
+        metavar="KEY=VALUE",
+        help=f"set a config key, e.g. -o {example} (repeatable)",
+    )

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from scpc.cli.common import key_value, run
+from scpc.cli.common import add_override_option, run
 from scpc.errors import ScpcError
 from scpc.tables import aligned
 
@@ -233,14 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--finetune", action="store_true", help="train the upstream too")
     p.add_argument("--lr", type=_number, help="learning rate (overrides train.lr)")
     p.add_argument("--device", help="cpu, cuda[:N] or auto (overrides train.device)")
-    p.add_argument(
-        "-o",
-        "--override",
-        type=key_value,
-        action="append",
-        metavar="KEY=VALUE",
-        help="set a config key, e.g. -o train.max_steps=100 (repeatable)",
-    )
+    add_override_option(p, "train.max_steps=100")
     p.add_argument("--until-step", type=int, help="stop after this many steps (resumable)")
     p.add_argument("--root", default=".", help="data dirs are relative to this (default: .)")
     p.add_argument("--datadir", help="take the config's data/<x> dirs from DATADIR/<x>")

@@ -102,9 +102,10 @@ class PretrainModel(nn.Module):
         self.input_norm = (
             UtteranceCmvnEncoder(feat_size) if config["input_norm"] == "utterance" else None
         )
-        self.latent = build_latent(config, feat_size)
-        self.context = build_context(config, self.latent.output_size)
         self.loss_type = t["loss_type"]
+        if self.loss_type != "spin":  # Spin's encoder is the checkpoint it continues
+            self.latent = build_latent(config, feat_size)
+            self.context = build_context(config, self.latent.output_size)
         if self.loss_type == "cpc":
             c = t["cpc_loss"]
             self.objective: nn.Module = CpcLoss(
@@ -251,8 +252,6 @@ class PretrainModel(nn.Module):
             self.objective.update_teacher(student, step, total or 0)
 
     # ------------------------------------------------------------------ Spin
-    wants_alignments = property(lambda self: self.loss_type == "spin")
-
     def _init_spin(self, config: Config) -> None:
         from scpc.models.checkpoint import load_inference_checkpoint
         from scpc.models.freeze import train_last_layers
