@@ -6,8 +6,10 @@
 #   ./run.sh --corpus librispeech --libri-dir /corpora/LibriSpeech --train-part 100 --model cpc.small
 #
 # Stages: 0 data preparation, 1 features (steps/make_feats.sh), 2 freeze the config into
-# exp/<model>/version_<N>/model.yaml, 3 training (scpc-train: best.ckpt, last.ckpt,
-# metrics.csv, curves.png), 4 PCA projections, 5 test-set representations and a summary.
+# exp/<model>/version_<N>/model.yaml, 3 training (scpc-train through $cuda_cmd: best.ckpt,
+# last.ckpt, metrics.csv, curves.png, train.log; the launcher's log in log/train.log),
+# 4 PCA projections, 5 test-set representations and a summary. Jobs go through cmd.sh's
+# launchers: SCPC_CLUSTER=slurm ./run.sh ... submits them to Slurm.
 # Every stage skips finished work, so an interrupted run continues where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,7 +22,9 @@ train_part=100     # LibriSpeech training hours: 100, 460 or 960
 model=cpc.mini     # conf/model.<model>.yaml (or an existing exp/<model>/version_<version>)
 version=0          # experiment version: exp/<model>/version_<version>
 nj=2               # parallel jobs (features, extraction)
-nproc=1            # training processes (torchrun; one per GPU)
+ngpu=0             # GPUs per node for training, asked of the scheduler by $cuda_cmd (cmd.sh)
+nproc=             # training processes per node, DDP when more than one (default: ngpu, or 1)
+nodes=1            # training nodes (Slurm); DDP over nodes x nproc processes
 pca_dims="32"      # PCA sizes fit in stage 4 (the paper used "8 16 32 64 128"); empty: none
 datadir=data       # where data dirs (and downloads) go
 expdir=exp         # where experiments go
@@ -113,9 +117,12 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   if [ -f $em/.train_complete ]; then
     echo "$em/best.ckpt exists (remove $em/.train_complete to train further)"
   else
-    launcher=()
-    [ $nproc -eq 1 ] || launcher=(torchrun --standalone --nproc-per-node $nproc)
-    "${launcher[@]}" $(command -v scpc-train) $em/model.yaml $train_feats $valid_feats
+    [ -n "$nproc" ] || { nproc=$ngpu; [ $nproc -gt 0 ] || nproc=1; }
+    echo "$nodes x $nproc process(es) through \$cuda_cmd ($cuda_cmd); log: $em/log/train.log"
+    $cuda_cmd --gpu $ngpu --nodes $nodes --procs-per-node $nproc $em/log/train.log \
+      scpc-train $em/model.yaml $train_feats $valid_feats ||
+      { echo "$0: training failed or stopped; see $em/log/train.log (run again to resume)" >&2; exit 1; }
+    grep -E 'epoch [0-9]+ step|done' $em/train.log | tail -n 3  || true
     touch $em/.train_complete
   fi
 fi

@@ -22,7 +22,8 @@
 # baseline made once with scpc-init under exp/baselines/fbank/. Results go to
 #   <upstream dir>/baseline/<name>/{config.yaml, bpe.model, mvn.pt, short/, full/, train.log,
 #                                   metrics.csv, curves.png, decode/}
-# where <name> is full or pca<K>, plus .v<V> when --vocab-size is given (or --name).
+# where <name> is full or pca<K>, plus .v<V> when --vocab-size is given (or --name). Training
+# runs through $cuda_cmd and decoding through $decode_cmd (cmd.sh), their logs in <name>/log/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,7 @@ name=                # baseline directory name (default: full or pca<K>, plus .v
 libri_dir=           # real: an existing LibriSpeech directory (with dev-clean/ ...); empty: download
 lm_text=             # real: the BPE and LM text (default: librispeech-lm-norm.txt.gz, downloaded)
 device=auto          # cpu, cuda[:N] or auto
+ngpu=0               # GPUs asked of the scheduler for training by $cuda_cmd (cmd.sh)
 stage=0
 stop_stage=100
 datadir=data         # where data dirs are
@@ -49,6 +51,7 @@ expdir=exp           # where experiments are
 
 utils/setup_venv.sh >&2
 . ./path.sh
+. ./cmd.sh
 
 case $set in
   mini) data=$datadir/mini; train=train; dev=dev; evals="test"
@@ -139,9 +142,13 @@ for phase in short full; do
   s=4; [ $phase = short ] || s=5
   if [ $stage -le $s ] && [ $stop_stage -ge $s ]; then
     echo "Stage $s: $phase phase" >&2
-    [ -f $bl/$phase/.complete ] ||
-      scpc-baseline train $bl --phase $phase --reps $reps --data $data --train $train --dev $dev \
-        --device $device
+    if [ ! -f $bl/$phase/.complete ]; then
+      echo "log: $bl/log/train.$phase.log" >&2
+      $cuda_cmd --gpu $ngpu $bl/log/train.$phase.log \
+        scpc-baseline train $bl --phase $phase --reps $reps --data $data --train $train --dev $dev \
+          --device $device ||
+        { echo "$0: training failed or stopped; see $bl/log/train.$phase.log (run again to resume)" >&2; exit 1; }
+    fi
     touch $bl/$phase/.complete
   fi
 done
@@ -163,6 +170,9 @@ fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   echo "Stage 7: decoding $dev $evals (beam $beam${lm:+, $lm_order-gram LM})" >&2
-  scpc-baseline decode $bl --reps $reps --data $data --dev $dev --eval $evals "${lm_opt[@]}" \
-    --beam $beam --nj $nj --device $device
+  decode=(scpc-baseline decode $bl --reps $reps --data $data --dev $dev --eval $evals "${lm_opt[@]}"
+          --beam $beam --device $device)
+  $decode_cmd --num-threads $nj $bl/log/decode.log "${decode[@]}" --nj $nj ||
+    { echo "$0: decoding failed; see $bl/log/decode.log" >&2; exit 1; }
+  "${decode[@]}"  # decoded: prints the table
 fi

@@ -13,8 +13,9 @@
 #   <upstream dir>/superb/<name>/{results.json, metrics.csv, curves.png, train.log,
 #                                 dev-best.ckpt, last.ckpt, config.yaml}
 # where <name> is the task plus a suffix for each option that differs from its default
-# (pr, pr.real, pr.layer2, pr.ft, pr.cmvn-false, pr.lr1e-3, ...). Only one line goes to stdout: task,
-# upstream, test metric; everything else goes to stderr and train.log. A finished run is not
+# (pr, pr.real, pr.layer2, pr.ft, pr.cmvn-false, pr.lr1e-3, ...). The probe runs through
+# $cuda_cmd (cmd.sh), its output in <name>/log/train.log. Only one line goes to stdout: task,
+# upstream, test metric; everything else goes to stderr and the logs. A finished run is not
 # redone (its line is printed again); an interrupted one resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,7 @@ set=mini             # mini (the committed corpus, offline) or real (LibriSpeech
 task_config=         # superb config (default: conf/superb.<task>.mini.yaml or conf/superb.<task>.yaml); also --config
 run_name=            # run directory name (default: the task plus the options that differ)
 device=auto          # cpu, cuda[:N] or auto
+ngpu=0               # GPUs asked of the scheduler for the probe by $cuda_cmd (cmd.sh)
 datadir=data         # where data dirs are
 expdir=exp           # where experiments are
 # --config F names the superb config here (utils/parse_options.sh's --config, a file of options, is not used)
@@ -41,6 +43,7 @@ set -- "${args[@]}"; unset args
 
 utils/setup_venv.sh >&2
 . ./path.sh
+. ./cmd.sh
 
 case $set in
   mini) default_config=conf/superb.$task.mini.yaml
@@ -110,5 +113,8 @@ fi
 
 out=$base/superb/$name
 mkdir -p $out
-echo "$0: $task on $ckpt ($config) -> $out" >&2
-scpc-superb train --task $task --config $config --upstream $ckpt --out $out "${opts[@]}"
+echo "$0: $task on $ckpt ($config) -> $out (log: $out/log/train.log)" >&2
+$cuda_cmd --gpu $ngpu $out/log/train.log \
+  scpc-superb train --task $task --config $config --upstream $ckpt --out $out "${opts[@]}" ||
+  { echo "$0: the probe failed or stopped; see $out/log/train.log (run again to resume)" >&2; exit 1; }
+scpc-superb show $out

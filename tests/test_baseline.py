@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 
 from scpc.baseline import bpe, config, data, decode, lm, model
 from scpc.baseline.train import PhaseTrainer
-from scpc.errors import ScpcError
+from scpc.errors import ScpcError, StoppedBySignal
 from scpc.eval.ctc_decode import greedy_decode, tokens_to_words
 from scpc.eval.ngram import NgramLM
 from scpc.io import save_torch
@@ -202,21 +203,29 @@ def test_phase_trains_logs_and_keeps_the_dev_best_model(tmp_path, tokenizer, set
     torch.testing.assert_close(m.mean, stats["mean"])  # MVN travels with the model
 
 
-def test_an_interrupted_phase_resumes_to_the_same_model(tmp_path, tokenizer, sets):
+@pytest.mark.parametrize("stop", ["killed", "signal"])
+def test_an_interrupted_phase_resumes_to_the_same_model(tmp_path, tokenizer, sets, stop):
+    # killed: resumes from the last periodic save; signal: SIGUSR1 saves at that step and stops
     train, dev, stats = sets
 
     def fit(bl, stop_at=None):
         def on_step(trainer):
             if trainer.progress.step == stop_at:
-                raise KeyboardInterrupt
+                if stop == "killed":
+                    raise KeyboardInterrupt
+                signal.raise_signal(signal.SIGUSR1)
 
         t = PhaseTrainer(tiny_config(), "full", bl, train, dev, tokenizer, stats)
         t.fit(on_step=on_step)
         return t
 
     whole = fit(tmp_path / "a")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt if stop == "killed" else StoppedBySignal) as e:
         fit(tmp_path / "b", stop_at=4)  # mid-epoch 1 (three batches an epoch)
+    if stop == "signal":
+        assert e.value.signum == signal.SIGUSR1
+        state = torch.load(tmp_path / "b" / "full" / "last.ckpt", weights_only=False)
+        assert state["progress"]["step"] == 4
     resumed = fit(tmp_path / "b")
     for (k, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
         torch.testing.assert_close(a, b, msg=k)

@@ -1,7 +1,6 @@
-"""scpc-feats, steps/make_feats.sh and the local job launcher utils/run_local.sh."""
+"""scpc-feats and steps/make_feats.sh."""
 
 import json
-import os
 
 import pytest
 import torch
@@ -130,55 +129,6 @@ def test_make_feats_end_to_end(small, tmp_path):
     proc = run_script(script, "--frontend", "conf/feats/raw.json", small, out, check=False)
     assert proc.returncode == 1 and "another front-end" in proc.stderr
     assert "--frontend" in run_script(script, "--help").stdout
-
-
-LAUNCHER = ROOT / "utils" / "run_local.sh"
-
-
-def test_run_local_substitutes_job_and_keeps_arguments(tmp_path):
-    log = tmp_path / "log" / "x.JOB.log"
-    run_script(
-        LAUNCHER, "--mem", "4G", "--gpu", "1", "--time=1:00", "--num-threads", "3",
-        "JOB=1:3", log, "python3", "-c",
-        "import os, sys; print(sys.argv[1:], os.environ['OMP_NUM_THREADS'])",
-        "job JOB", "a  b", "$HOME", '"q"',
-    )  # fmt: skip
-    for j in (1, 2, 3):
-        lines = (tmp_path / "log" / f"x.{j}.log").read_text().splitlines()
-        assert lines[0].startswith("# python3 -c ") and lines[1].startswith("# Started at ")
-        assert lines[2] == str([f"job {j}", "a  b", "$HOME", '"q"']) + " 3"
-        assert lines[3].startswith("# Accounting: time=") and "threads=3" in lines[3]
-        assert lines[4].startswith("# Ended (code 0) at ")
-
-
-def test_run_local_reports_failures(tmp_path):
-    proc = run_script(
-        LAUNCHER, "JOB=1:4", tmp_path / "f.JOB.log", "bash", "-c", "echo out JOB; exit $((JOB % 2))",
-        check=False,
-    )  # fmt: skip
-    assert proc.returncode == 1
-    assert proc.stderr.strip() == f"run_local.sh: 2 / 4 jobs failed, log is in {tmp_path}/f.*.log"
-    assert "out 3\n# Accounting" in (tmp_path / "f.3.log").read_text()
-    assert "# Ended (code 1)" in (tmp_path / "f.3.log").read_text()
-    assert "# Ended (code 0)" in (tmp_path / "f.2.log").read_text()
-    proc = run_script(LAUNCHER, tmp_path / "one.log", "false", check=False)
-    assert proc.returncode == 1 and f"log is in {tmp_path}/one.log" in proc.stderr
-
-
-def test_run_local_shell_operators_and_usage(tmp_path):
-    run_script(LAUNCHER, "JOB=2", tmp_path / "p.JOB.log", "echo", "a|JOB", "|", "tr", "a", "b")
-    assert "\nb|2\n" in (tmp_path / "p.2.log").read_text()
-    run_script(LAUNCHER, "--max-jobs-run", "1", "JOB=1:2", tmp_path / "q.JOB.log", "true")
-    assert (tmp_path / "q.2.log").exists()
-    for bad in ([tmp_path / "l.log"], ["JOB=1:2", tmp_path / "same.log", "true"], ["JOB=3:1"]):
-        proc = run_script(LAUNCHER, *bad, check=False)
-        assert proc.returncode == 1 and "run_local.sh" in proc.stderr
-
-
-def test_cmd_sh_defaults_to_the_local_launcher():
-    env = run_script("bash", "-c", ". ./cmd.sh; echo $train_cmd; echo $cuda_cmd").stdout
-    assert env.split("\n")[:2] == ["utils/run_local.sh", "utils/run_local.sh"]
-    assert os.access(ROOT / env.split("\n")[0], os.X_OK)
 
 
 def test_shipped_frontend_json_is_canonical_in_feat_dirs(small, tmp_path):

@@ -4,6 +4,7 @@ the trainer (dev-best, results, resumption) and the config; fast unit tests."""
 from __future__ import annotations
 
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ from scpc.downstream.tasks.pr import (
 )
 from scpc.downstream.trainer import SuperbTrainer, load_config, load_probe_file
 from scpc.downstream.upstream import Featurizer, Upstream, select_layers, utterance_cmvn
-from scpc.errors import ScpcError
+from scpc.errors import ScpcError, StoppedBySignal
 from scpc.frontend import load_frontend_config
 from scpc.models.checkpoint import load_inference_checkpoint, save_inference_checkpoint
 from scpc.train.model import PretrainModel
@@ -410,6 +411,27 @@ def test_resume_after_interruption_matches_the_uninterrupted_run(tmp_path, small
     assert (tmp_path / "whole" / "metrics.csv").read_text() == (
         tmp_path / "split" / "metrics.csv"
     ).read_text()
+
+
+def test_a_stop_signal_saves_the_step_and_the_run_resumes(tmp_path, small_data, fbank41):
+    cfg = small_config(tmp_path, small_data, "pr", lr=0.003, save_every=100, eval_every=4)
+    whole = trainer(cfg, fbank41, tmp_path / "whole", "pr").fit()
+    first = trainer(cfg, fbank41, tmp_path / "split", "pr")
+    optimizer_step = first._optimizer_step
+
+    def step_then_sigterm():
+        lr = optimizer_step()
+        if first.step == 3:  # not a save point (save_every 100, eval_every 4)
+            signal.raise_signal(signal.SIGTERM)
+        return lr
+
+    first._optimizer_step = step_then_sigterm
+    with pytest.raises(StoppedBySignal) as e:
+        first.fit()
+    assert e.value.signum == signal.SIGTERM and "stopped by SIGTERM at step 3" in str(e.value)
+    second = trainer(cfg, fbank41, tmp_path / "split", "pr")
+    assert second.restore() and second.step == 3
+    assert second.fit()["value"] == whole["value"]
 
 
 def test_resume_refuses_a_changed_config(tmp_path, small_data, fbank41):

@@ -146,27 +146,51 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, feats):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_two_process_ddp_equals_one_process(tmp_path, feats):
-    one, _ = train(tmp_path, feats, name="one", max_epochs=1)
-    cfg = write_config(tmp_path / "two" / "model.yaml", max_epochs=1, batch_size=2)
-    torchrun = ROOT / ".venv" / "bin" / "torchrun"
-    proc = subprocess.run(
-        [
-            str(torchrun),
-            "--nproc-per-node",
-            "2",
-            "--master-port",
-            "29577",
-            str(ROOT / ".venv/bin/scpc-train"),
-            "--quiet",
-            str(cfg),
-            *map(str, feats),
-        ],
-        env=dict(os.environ, SCPC_QUIET="1", OMP_NUM_THREADS="1"),
-        capture_output=True,
+def test_sigterm_saves_state_and_resumed_run_matches_uninterrupted(tmp_path, feats):
+    full, _ = train(tmp_path, feats, name="full", max_epochs=3)
+    # no periodic checkpoint inside an epoch: the state saved mid-epoch is the signal's
+    cfg = write_config(tmp_path / "stopped" / "model.yaml", max_epochs=3, checkpoint_every_steps=99)
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv/bin/scpc-train"), "--quiet", str(cfg), *map(str, feats)],
+        env=dict(os.environ, SCPC_QUIET="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
     )
-    assert proc.returncode == 0, proc.stderr
+    metrics = tmp_path / "stopped" / "metrics.csv"
+    deadline = time.time() + 120
+    while proc.poll() is None and time.time() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate()
+    assert proc.returncode == 128 + signal.SIGTERM, f"not stopped by the signal: {err}"
+    state = torch.load(tmp_path / "stopped" / "last.ckpt", weights_only=True)
+    step = state["progress"]["step"]
+    assert 1 <= step < 12
+    log = (tmp_path / "stopped" / "train.log").read_text()
+    assert f"SIGTERM received: stopped at epoch {state['progress']['epoch']}, step {step}" in log
+    assert "last.ckpt saved" in err
+    run_script(".venv/bin/scpc-train", "--quiet", cfg, *feats)
+    assert (
+        f"resuming at epoch {state['progress']['epoch']}, step {step}"
+        in (tmp_path / "stopped" / "train.log").read_text()
+    )
+    assert losses(tmp_path / "stopped") == losses(full)
+    a = torch.load(full / "last.ckpt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "stopped" / "last.ckpt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_two_process_ddp_through_the_local_launcher_equals_one_process(tmp_path, feats):
+    one, _ = train(tmp_path, feats, name="one", max_epochs=1)
+    cfg = write_config(tmp_path / "two" / "model.yaml", max_epochs=1, batch_size=2)
+    run_script(
+        ROOT / "utils" / "run_local.sh", "--procs-per-node", "2", "--num-threads", "1",
+        tmp_path / "two" / "log" / "train.log", "scpc-train", "--quiet", cfg, *feats,
+    )  # fmt: skip
+    assert "2 process(es)" in (tmp_path / "two" / "train.log").read_text()
     a = torch.load(one / "last.ckpt", weights_only=True)["model"]
     b = torch.load(tmp_path / "two" / "last.ckpt", weights_only=True)["model"]
     for k in a:

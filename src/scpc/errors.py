@@ -1,5 +1,18 @@
-"""The one exception type that command-line tools turn into a one-line error and exit 1."""
+"""The exceptions that command-line tools turn into a one-line message and an exit code."""
+
+import signal
 
 
 class ScpcError(Exception):
     """A problem with the user's input, reported as one line naming the file and the problem."""
+
+
+class StoppedBySignal(Exception):
+    """Training stopped on a signal after saving its state; the exit code is 128 + the signal."""
+
+    def __init__(self, signum: int, step: int, state: str) -> None:
+        super().__init__(
+            f"stopped by {signal.Signals(signum).name} at step {step}; {state} saved, "
+            "run again to resume"
+        )
+        self.signum = signum

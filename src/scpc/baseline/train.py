@@ -41,7 +41,7 @@ from scpc.baseline.model import BaselineModel, infer, load_model, save_model
 from scpc.config import Config, dump
 from scpc.data.batch_plan import epoch_plan
 from scpc.downstream.tasks.pr import ctc_loss
-from scpc.errors import ScpcError
+from scpc.errors import ScpcError, StoppedBySignal
 from scpc.eval.ctc_decode import greedy_decode
 from scpc.eval.metrics import error_rate
 from scpc.extract import resolve_device
@@ -49,6 +49,7 @@ from scpc.io import atomic_write, load_torch, save_torch
 from scpc.train.loop import mix
 from scpc.train.metrics import save_figure
 from scpc.train.schedule import make_optimizer
+from scpc.train.stop_signals import StopSignals
 
 STATE_FORMAT = "scpc-baseline-state-1"
 COLUMNS = ("phase", "epoch", "step", "train_loss", "dev_loss", "dev_ter", "lr", "seconds")
@@ -215,8 +216,6 @@ class PhaseTrainer:
         on_step: Callable[[PhaseTrainer], None] | None = None,
     ) -> Path:
         """Train to the end (or resume); returns ``best.pt``. ``on_step`` runs after every step."""
-        from tqdm import tqdm
-
         self.out.mkdir(parents=True, exist_ok=True)
         resumed = self.restore()
         p = self.progress
@@ -225,6 +224,18 @@ class PhaseTrainer:
         self._keep_metrics_before(p.epoch)
         if not p.stopped and p.epoch < self.p["max_epochs"]:
             self._announce(resumed, init)
+        with StopSignals() as signals:
+            self._epochs(on_step, signals)
+        self.log(
+            f"done: best dev token error rate {p.best_ter:.2f}% (epoch {p.best_epoch}); "
+            f"{self.out / 'best.pt'}"
+        )
+        return self.out / "best.pt"
+
+    def _epochs(self, on_step: Callable[[PhaseTrainer], None] | None, signals: StopSignals) -> None:
+        from tqdm import tqdm
+
+        p = self.progress
         while not p.stopped and p.epoch < self.p["max_epochs"]:
             plan = epoch_plan(
                 self.lengths,
@@ -260,13 +271,13 @@ class PhaseTrainer:
                     on_step(self)
                 if p.step % self.t["save_every"] == 0 and p.batch < len(plan):
                     self.save_last()
+                if signals.requested:
+                    self.save_last()
+                    bar.close()
+                    self.log(f"stopped by a signal at step {p.step}; last.ckpt saved")
+                    raise StoppedBySignal(signals.requested, p.step, self.out / "last.ckpt")
             bar.close()
             self._end_epoch()
-        self.log(
-            f"done: best dev token error rate {p.best_ter:.2f}% (epoch {p.best_epoch}); "
-            f"{self.out / 'best.pt'}"
-        )
-        return self.out / "best.pt"
 
     def _announce(self, resumed: bool, init) -> None:
         p = self.progress

@@ -7,17 +7,21 @@ import os
 import sys
 from collections.abc import Callable
 
-from scpc.errors import ScpcError
+from scpc.errors import ScpcError, StoppedBySignal
 
 
 def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
-    """Run ``main``; a ScpcError becomes ``prog: message`` on stderr and exit status 1."""
+    """Run ``main``; a ScpcError becomes ``prog: message`` on stderr and exit status 1, a
+    training stopped by a signal (state saved) exit status 128 + the signal."""
     prog = os.path.basename(sys.argv[0])
     try:
         sys.exit(main(argv) or 0)
     except ScpcError as e:
         print(f"{prog}: {e}", file=sys.stderr)
         sys.exit(1)
+    except StoppedBySignal as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        sys.exit(128 + e.signum)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)

@@ -4,7 +4,10 @@
 
 Writes best.ckpt, last.ckpt, metrics.csv, curves.png and train.log next to model.yaml (or
 into --exp-dir). A run finds last.ckpt and continues exactly where it stopped. For several
-processes or GPUs: torchrun --nproc-per-node N $(which scpc-train) ...
+processes or GPUs: torchrun --nproc-per-node N $(which scpc-train) ..., srun scpc-train ...
+with several tasks, or a launcher's --procs-per-node (utils/run_local.sh, utils/slurm.sh).
+SIGTERM or SIGUSR1 stops training at the next step with last.ckpt saved, and exit code 128 +
+the signal's number (143, 138).
 """
 
 from __future__ import annotations

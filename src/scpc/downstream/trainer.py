@@ -42,7 +42,7 @@ from scpc.downstream import specaug
 from scpc.downstream.task import Example, Task
 from scpc.downstream.tasks import make_task
 from scpc.downstream.upstream import Featurizer, Upstream, select_layers
-from scpc.errors import ScpcError
+from scpc.errors import ScpcError, StoppedBySignal
 from scpc.extract import default_batch_samples, layer_sizes, resolve_device
 from scpc.io import atomic_write, load_torch, save_torch
 from scpc.models.checkpoint import load_inference_checkpoint
@@ -50,6 +50,7 @@ from scpc.pca import checkpoint_id
 from scpc.train.loop import git_commit, mix
 from scpc.train.metrics import save_figure
 from scpc.train.schedule import lr_factor, make_optimizer
+from scpc.train.stop_signals import StopSignals
 
 STATE_FORMAT = "scpc-superb-state-1"
 PROBE_FORMAT = "scpc-superb-probe-1"
@@ -614,13 +615,14 @@ class SuperbTrainer(Runner):
         )
         stop = min(t["max_steps"], until) if until is not None else t["max_steps"]
         if self.step < stop:
-            self._train(self.lengths("train"), stop)
+            with StopSignals() as signals:
+                self._train(self.lengths("train"), stop, signals)
         if self.step < t["max_steps"]:
             return None
         plot_curves(self.metrics, self.out / "curves.png", self.task.metric)
         return self.finish()
 
-    def _train(self, lengths: list[float], stop: int) -> None:
+    def _train(self, lengths: list[float], stop: int, signals: StopSignals) -> None:
         t = self.t
         accum = t["accumulate"]
         bar = tqdm(
@@ -688,6 +690,11 @@ class SuperbTrainer(Runner):
                     tic = time.perf_counter()
                 if evaluated or self.step % t["save_every"] == 0 or self.step >= stop:
                     self.save_last()
+                if signals.requested:
+                    self.save_last()
+                    bar.close()
+                    self.log(f"stopped by a signal at step {self.step}; last.ckpt saved")
+                    raise StoppedBySignal(signals.requested, self.step, self.out / "last.ckpt")
                 if self.step >= stop:
                     break
             else:

@@ -1,4 +1,5 @@
-"""The pre-training loop: plain PyTorch, resumable to the exact step, data-parallel by torchrun.
+"""The pre-training loop: plain PyTorch, resumable to the exact step, data-parallel by torchrun
+or srun.
 
 Determinism: every micro-batch draws its randomness (chunk choice, negatives, masks,
 dropout) from seeds derived from (seed, epoch, batch), and the batch plan of an epoch is a
@@ -6,6 +7,9 @@ function of (seed, epoch). ``last.ckpt`` is written only at optimiser-step bound
 the position in the epoch, so a run killed at any moment and started again repeats exactly
 the steps an uninterrupted run takes. Validation uses fixed seeds, so its loss is comparable
 across epochs. ``best.ckpt`` is the inference model at the lowest validation loss.
+
+SIGTERM and SIGUSR1 stop training at the next optimiser step (scpc.train.stop_signals): every
+process agrees on that step, last.ckpt is written, and fit() raises StoppedBySignal.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,7 +35,7 @@ from scpc.data.batch_plan import epoch_plan, rank_slice
 from scpc.data.chunking import Chunking
 from scpc.data.featdir import read_feat_dir_frontend
 from scpc.data.featdir_dataset import FeatDirDataset, collate
-from scpc.errors import ScpcError
+from scpc.errors import ScpcError, StoppedBySignal
 from scpc.frontend import frontend_from_config
 from scpc.io import load_torch, save_torch
 from scpc.models.checkpoint import save_inference_checkpoint
@@ -38,6 +43,7 @@ from scpc.train import distributed
 from scpc.train.metrics import MetricsLog, plot_curves
 from scpc.train.model import PretrainModel
 from scpc.train.schedule import make_optimizer, set_lr
+from scpc.train.stop_signals import StopSignals
 
 STATE_FORMAT = "scpc-train-state-1"
 
@@ -130,6 +136,7 @@ class Trainer:
             else None
         )
         self.progress = Progress()
+        self.stop = StopSignals()
         self.metrics = MetricsLog(self.exp / "metrics.csv")
         self.plan_len = len(self._plan(0))
         if self.plan_len == 0:
@@ -332,6 +339,24 @@ class Trainer:
                 tqdm.write(message, file=sys.stderr)
 
     def fit(self) -> Path | None:
+        """Train to the end (or resume and finish); the best model's path, if any."""
+        with self.stop:
+            return self._fit()
+
+    def _stop_if_asked(self) -> None:
+        """At a step boundary: if any process got a stop signal, save and stop them all."""
+        signum = distributed.any_flag(self.stop.requested, self.d)
+        if not signum:
+            return
+        self.save_last()
+        self.log(
+            f"{signal.Signals(signum).name} received: stopped at epoch {self.progress.epoch}, "
+            f"step {self.progress.step}; last.ckpt saved, a new run resumes from it"
+        )
+        distributed.teardown(self.d)
+        raise StoppedBySignal(signum, self.progress.step, self.exp / "last.ckpt")
+
+    def _fit(self) -> Path | None:
         self.exp.mkdir(parents=True, exist_ok=True)
         resumed = self.restore()
         p = self.progress
@@ -420,8 +445,11 @@ class Trainer:
                         break
                     if p.step % self.t["checkpoint_every_steps"] == 0 and p.batch < len(plan):
                         self.save_last()
+                    self._stop_if_asked()
             bar.close()
             self._end_epoch(len(plan))
+            if not p.stopped and p.epoch < self.t["max_epochs"]:
+                self._stop_if_asked()
         if self.d.main:
             plot_curves(self.metrics.path, self.exp / "curves.png")
         best = self.exp / "best.ckpt"
