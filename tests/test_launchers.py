@@ -157,7 +157,7 @@ def test_shipped_configs_map_the_common_options():
     sge = map_options(
         ROOT / "conf" / "queue.conf", "--mem", "2G", "--gpu", "1", "--max-jobs-run", "3"
     )
-    assert sge.stdout.strip().split("|")[1] == "-l gpu=1 -q g.q -tc 3 -l mem_free=2G,ram_free=2G"
+    assert sge.stdout.strip().split("|")[1] == "-l gpu=1 -q g.q -tc 3 -l mem_free=2G"
 
 
 FAKE_SGE = {

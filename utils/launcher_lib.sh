@@ -266,14 +266,26 @@ launcher_report_failures() {
   exit 1
 }
 
-# launcher_qdir, launcher_qname: where a scheduler's job script, its own output and the jobs' exit
-# codes go: q/ beside the first job's log, named after the log without the job number
-launcher_qdir() { echo "$(dirname "$(launcher_subst "$launcher_first" "$launcher_log")")/q"; }
-launcher_qname() {
-  local base; base=$(basename "$launcher_log" .log)
+# launcher_prepare_submission: for a scheduler's launcher, sets launcher_qdir (q/ beside the
+# first job's log: the job script, its id, the scheduler's own output), launcher_qname (the
+# log's name without the job number) and launcher_status_dir (the jobs' exit codes, emptied),
+# and removes the jobs' old logs
+launcher_qdir= launcher_qname= launcher_status_dir=
+launcher_prepare_submission() {
+  local n log base
+  launcher_qdir=$(dirname "$(launcher_subst "$launcher_first" "$launcher_log")")/q
+  base=$(basename "$launcher_log" .log)
   [ -z "$launcher_jobvar" ] || base=${base//"$launcher_jobvar"/}
   base=${base//../.}; base=${base%.}; base=${base#.}
-  echo "${base:-job}"
+  launcher_qname=${base:-job}
+  launcher_status_dir=$launcher_qdir/$launcher_qname.status
+  mkdir -p "$launcher_qdir" || launcher_die "cannot create $launcher_qdir"
+  rm -rf "$launcher_status_dir" && mkdir -p "$launcher_status_dir" ||
+    launcher_die "cannot create $launcher_status_dir"
+  for (( n = launcher_first; n <= launcher_last; n++ )); do
+    log=$(launcher_subst "$n" "$launcher_log")
+    mkdir -p "$(dirname "$log")" && rm -f "$log" || launcher_die "cannot write $log"
+  done
 }
 
 # launcher_write_job_script FILE STATUS_DIR SCHEDULER TASK_ID_VARIABLE COMMENT: a bash script

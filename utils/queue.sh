@@ -30,16 +30,8 @@ for tool in "${launcher_sched_command[0]}" qstat qdel; do
   command -v "$tool" > /dev/null || launcher_die "$tool not found: is this a Grid Engine submit host?"
 done
 
-qdir=$(launcher_qdir)
-name=$(launcher_qname)
-status_dir=$qdir/$name.status
-mkdir -p "$qdir" || launcher_die "cannot create $qdir"
-rm -rf "$status_dir"
-mkdir -p "$status_dir"
-for (( n = launcher_first; n <= launcher_last; n++ )); do
-  log=$(launcher_subst "$n" "$launcher_log")
-  mkdir -p "$(dirname "$log")" && rm -f "$log" || launcher_die "cannot write $log"
-done
+launcher_prepare_submission
+qdir=$launcher_qdir name=$launcher_qname status_dir=$launcher_status_dir
 
 # Grid Engine names a job after its script and rejects names starting with a digit
 submit=("${launcher_sched_command[@]}" -terse -N "j$name" -t "$launcher_first-$launcher_last"
