@@ -143,7 +143,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   echo
   echo "Summary of $em"
   scpc-info $em/best.ckpt
-  echo "outputs: $em/{model.yaml,best.ckpt,last.ckpt,metrics.csv,curves.png,train.log}"
+  echo "outputs: $em/{model.yaml,best.ckpt,last.ckpt,metrics.csv,curves.png,train.log,log/}"
   [ -z "$pca_dims" ] || echo "PCA:     $(ls $em/pca_*.pt | tr '\n' ' ')"
   echo "reps:    $reps ($(find $reps -name '*.pt' | wc -l) files, scpc-a2r $test_set -> .pt (frames, channels))"
 fi

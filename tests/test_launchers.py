@@ -5,9 +5,12 @@ import os
 import signal
 import subprocess
 import textwrap
+import time
 
 import pytest
+import torch
 from conftest import ROOT, run_script
+from test_train import feats, write_config  # noqa: F401 (feats is a fixture)
 
 from scpc.errors import ScpcError
 from scpc.train.distributed import first_host, slurm_environment
@@ -72,6 +75,18 @@ def test_run_local_limits_concurrent_jobs(tmp_path):
     proc = run_script(LAUNCHER, "JOB=1:3", tmp_path / "r.JOB.log", "bash", "-c", body,
                       cwd=tmp_path, check=False)  # fmt: skip
     assert proc.returncode == 1  # without the limit, the jobs overlap
+
+
+def test_run_local_shows_a_single_jobs_log_on_a_terminal(tmp_path):
+    # through a pseudo-terminal (util-linux's script) the job's output shows up as it runs
+    command = f"{LAUNCHER} {tmp_path}/one.log bash -c 'echo first; sleep 0.3; echo second'"
+    shown = run_script("script", "-qec", command, "/dev/null").stdout
+    assert "first" in shown and "second" in shown and "# Ended (code 0)" in shown
+    # not through a pipe, nor for arrays
+    piped = run_script(LAUNCHER, tmp_path / "two.log", "echo", "hidden").stdout
+    assert piped == "" and "hidden" in (tmp_path / "two.log").read_text()
+    array = f"{LAUNCHER} JOB=1:2 {tmp_path}/a.JOB.log echo hidden"
+    assert "hidden" not in run_script("script", "-qec", array, "/dev/null").stdout
 
 
 def test_run_local_forwards_term_and_logs_it(tmp_path):
@@ -247,6 +262,46 @@ def test_queue_sh_reschedules_a_job_stopped_by_usr1(tmp_path, fake_sge):
     assert "# Requeued at" in text and "# Restarted at" in text
     assert text.rstrip().endswith("# Ended (code 0) at " + text.rstrip().rsplit(" at ", 1)[1])
     assert "finished" in text.split("# Restarted at")[1]
+
+
+def test_a_ddp_job_under_torchrun_is_stopped_by_usr1_and_resumes(tmp_path, fake_sge, feats):  # noqa: F811
+    # queue.sh --procs-per-node 2 runs scpc-train under torchrun; SIGUSR1 to the job script goes
+    # to both workers (torchrun itself would die of it), they save and stop, the job reruns
+    cfg = write_config(
+        tmp_path / "model.yaml", max_epochs=3, batch_size=2, checkpoint_every_steps=99
+    )
+    launcher = subprocess.Popen(
+        [
+            str(ROOT / "utils" / "queue.sh"),
+            "--procs-per-node",
+            "2",
+            "--num-threads",
+            "1",
+            str(tmp_path / "log" / "train.log"),
+            str(ROOT / ".venv" / "bin" / "scpc-train"),
+            "--quiet",
+            str(cfg),
+            *map(str, feats),
+        ],  # fmt: skip
+        env={**os.environ, **fake_sge, "PATH": f"{ROOT / '.venv' / 'bin'}:{fake_sge['PATH']}"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics = tmp_path / "metrics.csv"
+    deadline = time.time() + 120
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2):
+        assert launcher.poll() is None and time.time() < deadline, "training did not start"
+        time.sleep(0.02)
+    subprocess.run(["pkill", "-USR1", "-f", f"bash {tmp_path}/log/q/train.sh"], check=True)
+    _, err = launcher.communicate(timeout=300)
+    log = (tmp_path / "log" / "train.log").read_text()
+    assert launcher.returncode == 0, err + log
+    assert "# Requeued at" in log and "# Restarted at" in log
+    train_log = (tmp_path / "train.log").read_text()
+    stopped = train_log.split("SIGUSR1 received: stopped at ")[1].split(";")[0]
+    assert f"resuming at {stopped}" in train_log and "2 process(es)" in train_log
+    state = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    assert state["world_size"] == 2 and state["progress"]["epoch"] == 3
 
 
 def test_queue_sh_counts_a_vanished_job_as_failed(tmp_path, fake_sge):

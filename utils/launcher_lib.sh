@@ -26,9 +26,10 @@
 # quoted on the caller's command line) is a real operator: the command then runs through
 # bash -c (with pipefail) with every other argument quoted (printf %q).
 #
-# Signals: TERM and USR1 reach the command. Under a scheduler, a command that ends with code
-# 138 (128 + USR1, what scpc-train does after saving last.ckpt) after a USR1 is requeued (Slurm:
-# scontrol requeue; Grid Engine: exit 99) and so starts again where it stopped.
+# Signals: TERM and USR1 reach the command (every process of a distributed job). Under a
+# scheduler, a job that gets USR1 (the warning before its time limit) and then does not end
+# with code 0 is requeued (Slurm: scontrol requeue; Grid Engine: exit 99): scpc-train saves
+# last.ckpt and exits 138 on USR1, and so starts again where it stopped.
 
 declare -A launcher_opts=()   # options given, keyed by name with "_" for "-" (mem, gpu, ...)
 launcher_jobvar= launcher_first=1 launcher_last=1 launcher_log= launcher_shell=false
@@ -168,7 +169,7 @@ launcher_run_job() {
   fi
   local threads=${launcher_opts[num_threads]-}
   [ -z "$threads" ] || export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
-  local procs; procs=$(launcher_procs)
+  local procs torchrun=false; procs=$(launcher_procs)
   if [ "$procs" -gt 1 ]; then
     if [ "$launcher_scheduler" = slurm ]; then
       MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
@@ -177,6 +178,7 @@ launcher_run_job() {
       args=(srun --kill-on-bad-exit=1 "${args[@]}")
     else
       args=(torchrun --standalone --nnodes 1 --nproc-per-node "$procs" --no-python "${args[@]}")
+      torchrun=true
     fi
   fi
   mkdir -p "$(dirname "$log")" || { echo 1 > "$status_dir/$n"; return; }
@@ -190,7 +192,12 @@ launcher_run_job() {
   "${args[@]}" <&3 >> "$log" 2>&1 &
   child=$!
   trap 'got=TERM; kill -TERM "$child" 2>/dev/null' TERM
-  trap 'got=USR1; kill -USR1 "$child" 2>/dev/null' USR1
+  # torchrun passes TERM on to its workers but dies of USR1: that goes to the workers directly
+  if $torchrun; then
+    trap 'got=USR1; pkill -USR1 -P "$child"' USR1
+  else
+    trap 'got=USR1; kill -USR1 "$child" 2>/dev/null' USR1
+  fi
   wait "$child"
   rc=$?
   while kill -0 "$child" 2>/dev/null; do wait "$child"; rc=$?; done  # woken by a trap
@@ -199,13 +206,14 @@ launcher_run_job() {
     echo "# Accounting: time=$(( $(date +%s) - start )) threads=${threads:-1}"
     echo "# Ended (code $rc) at $(date)"
   } >> "$log"
-  if [ -n "$launcher_scheduler" ] && [ "$got" = USR1 ] && [ "$rc" = 138 ]; then
+  # the scheduler's warning (SIGUSR1) came and the command did not finish: run it again
+  if [ -n "$launcher_scheduler" ] && [ "$got" = USR1 ] && [ "$rc" != 0 ]; then
     echo "# Requeued at $(date): stopped by SIGUSR1" >> "$log"
     case $launcher_scheduler in
       slurm) local id=$SLURM_JOB_ID
              [ -z "${SLURM_ARRAY_JOB_ID:-}" ] || id=${SLURM_ARRAY_JOB_ID}_$SLURM_ARRAY_TASK_ID
-             scontrol requeue "$id"
-             exit 0 ;;
+             scontrol requeue "$id" >> "$log" 2>&1 && exit 0
+             echo "# scontrol requeue $id failed: the job ends here" >> "$log" ;;
       sge) exit 99 ;;  # Grid Engine reschedules a job that exits with 99
     esac
   fi

@@ -10,7 +10,8 @@
 # torchrun --standalone (one distributed job), and --mem, --gpu, --time, --config and any
 # other option are accepted and ignored, so that cmd.sh can switch launchers. On failure it
 # says "run_local.sh: F / N jobs failed, log is in <log>" on stderr and exits 1. An interrupt
-# or TERM stops every job; their logs say so.
+# or TERM stops every job; their logs say so. A single job started from a terminal also shows
+# its log there as it grows (SCPC_SHOW_LOG=0: not).
 set -uo pipefail
 
 launcher_prog=run_local.sh
@@ -24,11 +25,18 @@ status_dir=$(mktemp -d "${TMPDIR:-/tmp}/run_local.XXXXXX")
 trap 'rm -rf "$status_dir"' EXIT
 trap 'kill $(jobs -rp) 2>/dev/null; wait; echo "$launcher_prog: interrupted, logs in $launcher_log" >&2; exit 130' INT TERM
 
+pids=()
 for (( n = launcher_first; n <= launcher_last; n++ )); do
   if [ "$max_jobs_run" -gt 0 ]; then
     while [ "$(jobs -rp | wc -l)" -ge "$max_jobs_run" ]; do wait -n; done
   fi
   launcher_run_job "$n" "$status_dir" &
+  pids+=($!)
 done
-wait
+# one job started from a terminal: its log is shown as it grows, as if it ran in the foreground
+if [ ${#pids[@]} -eq 1 ] && [ -t 1 ] && [ "${SCPC_SHOW_LOG:-1}" = 1 ]; then
+  tail -n +1 -F --pid="${pids[0]}" "$(launcher_subst "$launcher_first" "$launcher_log")" 2>/dev/null &
+  pids+=($!)
+fi
+wait "${pids[@]}"
 launcher_report_failures "$status_dir"
