@@ -1,5 +1,6 @@
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,32 @@ def train_tiny(out, config, dirs):
     (exp / "model.yaml").write_text(yaml.safe_dump(config))
     run_script(".venv/bin/scpc-train", "--quiet", exp / "model.yaml", *dirs)
     return exp
+
+
+def start_script(*args, env=None):
+    """A repository script started in the background (as run_script would run it)."""
+    full_env = dict(os.environ, LC_ALL="C", SCPC_QUIET="1", **(env or {}))
+    full_env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{full_env['PATH']}"
+    return subprocess.Popen(
+        [str(a) for a in args], cwd=ROOT, env=full_env, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for(condition, proc, what, timeout=120):
+    """Polls ``condition()`` until true; fails if ``proc`` ends first or after ``timeout`` s."""
+    deadline = time.time() + timeout
+    while not condition():
+        assert proc.poll() is None, f"{what}: the process ended ({proc.returncode})"
+        assert time.time() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.02)
+
+
+def file_has(path, text):
+    """A condition for wait_for: ``text`` is in the file at ``path``."""
+    return lambda: path.exists() and text in path.read_text()
+
+
+def training_started(exp):
+    """A condition for wait_for: scpc-train logged its first step into ``exp``/metrics.csv."""
+    metrics = exp / "metrics.csv"
+    return lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 2

@@ -5,17 +5,17 @@ import os
 import signal
 import subprocess
 import textwrap
-import time
 
 import pytest
 import torch
-from conftest import ROOT, run_script
+from conftest import ROOT, file_has, run_script, start_script, training_started, wait_for
 from test_train import feats, write_config  # noqa: F401 (feats is a fixture)
 
 from scpc.errors import ScpcError
 from scpc.train.distributed import first_host, slurm_environment
 
 LAUNCHER = ROOT / "utils" / "run_local.sh"
+QUEUE = ROOT / "utils" / "queue.sh"
 LIB = ROOT / "utils" / "launcher_lib.sh"
 
 
@@ -91,19 +91,9 @@ def test_run_local_shows_a_single_jobs_log_on_a_terminal(tmp_path):
 
 def test_run_local_forwards_term_and_logs_it(tmp_path):
     log = tmp_path / "t.log"
-    proc = subprocess.Popen(
-        [
-            str(LAUNCHER),
-            str(log),
-            "bash",
-            "-c",
-            "trap 'echo got TERM; exit 143' TERM; echo started; sleep 30 & wait",
-        ],  # fmt: skip
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    while "\nstarted\n" not in (log.read_text() if log.exists() else ""):
-        assert proc.poll() is None
+    body = "trap 'echo got TERM; exit 143' TERM; echo started; sleep 30 & wait"
+    proc = start_script(LAUNCHER, log, "bash", "-c", body)
+    wait_for(file_has(log, "\nstarted\n"), proc, "the job")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130 and "interrupted" in err
@@ -270,28 +260,9 @@ def test_a_ddp_job_under_torchrun_is_stopped_by_usr1_and_resumes(tmp_path, fake_
     cfg = write_config(
         tmp_path / "model.yaml", max_epochs=3, batch_size=2, checkpoint_every_steps=99
     )
-    launcher = subprocess.Popen(
-        [
-            str(ROOT / "utils" / "queue.sh"),
-            "--procs-per-node",
-            "2",
-            "--num-threads",
-            "1",
-            str(tmp_path / "log" / "train.log"),
-            str(ROOT / ".venv" / "bin" / "scpc-train"),
-            "--quiet",
-            str(cfg),
-            *map(str, feats),
-        ],  # fmt: skip
-        env={**os.environ, **fake_sge, "PATH": f"{ROOT / '.venv' / 'bin'}:{fake_sge['PATH']}"},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    metrics = tmp_path / "metrics.csv"
-    deadline = time.time() + 120
-    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2):
-        assert launcher.poll() is None and time.time() < deadline, "training did not start"
-        time.sleep(0.02)
+    args = ["--procs-per-node", "2", "--num-threads", "1", tmp_path / "log" / "train.log"]
+    launcher = start_script(QUEUE, *args, "scpc-train", "--quiet", cfg, *feats, env=fake_sge)
+    wait_for(training_started(tmp_path), launcher, "training")
     subprocess.run(["pkill", "-USR1", "-f", f"bash {tmp_path}/log/q/train.sh"], check=True)
     _, err = launcher.communicate(timeout=300)
     log = (tmp_path / "log" / "train.log").read_text()

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 import torch
-from conftest import ROOT, run_script
+from conftest import ROOT, file_has, run_script, start_script, wait_for
 from test_train import feats, write_config  # noqa: F401 (feats is a fixture)
 
 QUEUE = ROOT / "utils" / "queue.sh"
@@ -59,15 +59,8 @@ def test_a_job_stopped_by_usr1_is_rescheduled(sge, tmp_path):
 
 
 def test_a_deleted_job_counts_as_failed(sge, tmp_path):
-    log = tmp_path / "d.log"
-    proc = subprocess.Popen(
-        [str(QUEUE), str(log), "bash", "-c", "echo running; sleep 60"],
-        env=dict(os.environ, **sge),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    while "\nrunning\n" not in (log.read_text() if log.exists() else ""):
-        assert proc.poll() is None
+    proc = start_script(QUEUE, tmp_path / "d.log", "bash", "-c", "echo running; sleep 60", env=sge)
+    wait_for(file_has(tmp_path / "d.log", "\nrunning\n"), proc, "the job")
     jobid = (tmp_path / "q" / "d.jobid").read_text().strip()
     subprocess.run(["qdel", jobid], env=dict(os.environ, **sge), check=True, capture_output=True)
     _, err = proc.communicate(timeout=120)

@@ -6,11 +6,10 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 
 import pytest
 import torch
-from conftest import ROOT, run_script
+from conftest import ROOT, file_has, run_script, start_script, training_started, wait_for
 from test_train import feats, losses, write_config  # noqa: F401 (feats is a fixture)
 
 SLURM = ROOT / "utils" / "slurm.sh"
@@ -64,17 +63,10 @@ def test_array_jobs_get_their_options_logs_and_failures(slurm, tmp_path):
 
 
 def test_a_cancelled_job_counts_as_failed(slurm, tmp_path):
-    log = tmp_path / "c.log"
-    proc = subprocess.Popen(
-        [str(SLURM), str(log), "bash", "-c", "echo running; sleep 60"],
-        env=dict(os.environ, **slurm),
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_script(
+        SLURM, tmp_path / "c.log", "bash", "-c", "echo running; sleep 60", env=slurm
     )
-    deadline = time.time() + 60
-    while "\nrunning\n" not in (log.read_text() if log.exists() else ""):
-        assert proc.poll() is None and time.time() < deadline, "the job did not start"
-        time.sleep(0.1)
+    wait_for(file_has(tmp_path / "c.log", "\nrunning\n"), proc, "the job")
     jobid = (tmp_path / "q" / "c.jobid").read_text().strip()
     subprocess.run(["scancel", jobid], env=dict(os.environ, **slurm), check=True)
     _, err = proc.communicate(timeout=60)
@@ -128,28 +120,10 @@ def test_two_process_ddp_training_through_slurm(ddp_run):
 def test_preempted_ddp_training_is_requeued_and_resumes_exactly(slurm, feats, ddp_run, tmp_path):  # noqa: F811
     cfg = ddp_config(tmp_path / "model.yaml")
     env = dict(os.environ, **slurm)
-    launcher = subprocess.Popen(
-        [
-            str(SLURM),
-            "--procs-per-node",
-            "2",
-            "--num-threads",
-            "1",
-            str(tmp_path / "log" / "train.log"),
-            ROOT / ".venv" / "bin" / "scpc-train",
-            "--quiet",
-            str(cfg),
-            *map(str, feats),
-        ],  # fmt: skip
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    metrics = tmp_path / "metrics.csv"
-    deadline = time.time() + 120
-    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2):
-        assert launcher.poll() is None and time.time() < deadline, "training did not start"
-        time.sleep(0.02)
+    launcher = start_script(SLURM, "--procs-per-node", "2", "--num-threads", "1",
+                            tmp_path / "log" / "train.log", "scpc-train", "--quiet", cfg, *feats,
+                            env=slurm)  # fmt: skip
+    wait_for(training_started(tmp_path), launcher, "training")
     jobid = (tmp_path / "log" / "q" / "train.jobid").read_text().strip()
     # what Slurm does before the time limit with --signal=B:USR1@T: SIGUSR1 to the job script
     subprocess.run(["scancel", "--batch", f"--signal={signal.SIGUSR1.name[3:]}", jobid],
@@ -157,12 +131,11 @@ def test_preempted_ddp_training_is_requeued_and_resumes_exactly(slurm, feats, dd
     # Slurm holds a requeued job for 120 s (its fixed requeue delay); the test releases it
     log_file = tmp_path / "log" / "train.log"
     reason = ["squeue", "-h", "-j", jobid, "-o", "%r"]
-    while (
-        subprocess.run(reason, env=env, capture_output=True, text=True).stdout.strip()
-        != "BeginTime"
-    ):
-        assert launcher.poll() is None and time.time() < deadline + 60, log_file.read_text()
-        time.sleep(0.1)
+
+    def held():
+        return subprocess.run(reason, env=env, capture_output=True, text=True).stdout.strip()
+
+    wait_for(lambda: held() == "BeginTime", launcher, "the requeue")
     subprocess.run(["scontrol", "update", f"JobId={jobid}_1", "StartTime=now"], env=env, check=True)
     _, err = launcher.communicate(timeout=300)
     log = log_file.read_text()

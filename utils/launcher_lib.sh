@@ -274,6 +274,16 @@ launcher_report_failures() {
   exit 1
 }
 
+# launcher_use_scheduler DEFAULT_CONFIG SCHEDULER TOOL...: maps the options through --config
+# (or DEFAULT_CONFIG) and checks that the submission command and the TOOLs are installed
+launcher_use_scheduler() {
+  local conf=${launcher_opts[config]:-$1} scheduler=$2 tool; shift 2
+  launcher_map_options "$conf"
+  for tool in "${launcher_sched_command[0]}" "$@"; do
+    command -v "$tool" > /dev/null || launcher_die "$tool not found: is this a $scheduler submit host?"
+  done
+}
+
 # launcher_prepare_submission: for a scheduler's launcher, sets launcher_qdir (q/ beside the
 # first job's log: the job script, its id, the scheduler's own output), launcher_qname (the
 # log's name without the job number) and launcher_status_dir (the jobs' exit codes, emptied),

@@ -24,12 +24,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$root/utils/launcher_lib.sh"
 launcher_parse "$@"
 [ "${launcher_opts[nodes]:-1}" -eq 1 ] || launcher_die "Grid Engine jobs span one node: --nodes must be 1 (use utils/slurm.sh)"
-conf=${launcher_opts[config]:-$root/conf/queue.conf}
-launcher_map_options "$conf"
-for tool in "${launcher_sched_command[0]}" qstat qdel; do
-  command -v "$tool" > /dev/null || launcher_die "$tool not found: is this a Grid Engine submit host?"
-done
-
+launcher_use_scheduler "$root/conf/queue.conf" "Grid Engine" qstat qdel
 launcher_prepare_submission
 qdir=$launcher_qdir name=$launcher_qname status_dir=$launcher_status_dir
 

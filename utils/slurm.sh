@@ -25,12 +25,7 @@ launcher_prog=slurm.sh
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$root/utils/launcher_lib.sh"
 launcher_parse "$@"
-conf=${launcher_opts[config]:-$root/conf/slurm.conf}
-launcher_map_options "$conf"
-for tool in "${launcher_sched_command[0]}" squeue scancel; do
-  command -v "$tool" > /dev/null || launcher_die "$tool not found: is this a Slurm submit host?"
-done
-
+launcher_use_scheduler "$root/conf/slurm.conf" Slurm squeue scancel scontrol
 launcher_prepare_submission
 qdir=$launcher_qdir name=$launcher_qname status_dir=$launcher_status_dir
 
