@@ -4,8 +4,8 @@ is not installed or this is not root, unless SCPC_REQUIRE_SLURM=1 (CI), where th
 
 import os
 import shutil
-import signal
 import subprocess
+import time
 
 import pytest
 import torch
@@ -117,33 +117,53 @@ def test_two_process_ddp_training_through_slurm(ddp_run):
     assert (ddp_run / "best.ckpt").is_file()
 
 
-def test_preempted_ddp_training_is_requeued_and_resumes_exactly(slurm, feats, ddp_run, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("interruption", ["time limit", "preemption"])
+def test_interrupted_ddp_training_is_requeued_and_resumes_exactly(
+    slurm,
+    feats,  # noqa: F811
+    ddp_run,
+    tmp_path,
+    interruption,
+):
     cfg = ddp_config(tmp_path / "model.yaml")
     env = dict(os.environ, **slurm)
-    launcher = start_script(SLURM, "--procs-per-node", "2", "--num-threads", "1",
-                            tmp_path / "log" / "train.log", "scpc-train", "--quiet", cfg, *feats,
-                            env=slurm)  # fmt: skip
+    args = ["--procs-per-node", "2", "--num-threads", "1", tmp_path / "log" / "train.log"]
+    launcher = start_script(SLURM, *args, "scpc-train", "--quiet", cfg, *feats, env=slurm)
     wait_for(training_started(tmp_path), launcher, "training")
     jobid = (tmp_path / "log" / "q" / "train.jobid").read_text().strip()
-    # what Slurm does before the time limit with --signal=B:USR1@T: SIGUSR1 to the job script
-    subprocess.run(["scancel", "--batch", f"--signal={signal.SIGUSR1.name[3:]}", jobid],
-                   env=env, check=True)  # fmt: skip
-    # Slurm holds a requeued job for 120 s (its fixed requeue delay); the test releases it
-    log_file = tmp_path / "log" / "train.log"
-    reason = ["squeue", "-h", "-j", jobid, "-o", "%r"]
+    if interruption == "time limit":
+        # what Slurm does before the time limit with --signal=B:USR1@T: SIGUSR1 to the job
+        # script, which stops training and requeues the job
+        signal_name, code = "USR1", 138
+        scancel = ["scancel", "--batch", "--signal=USR1", jobid]
+        subprocess.run(scancel, env=env, check=True)
+    else:
+        # a job of a higher partition takes the node: Slurm sends SIGTERM and requeues
+        signal_name, code = "TERM", 143
+        urgent = ["sbatch", "--partition", "urgent", "-n", "1", "-o", "/dev/null", "--wrap", "true"]
+        subprocess.run(urgent, env=env, check=True, capture_output=True)
 
-    def held():
-        return subprocess.run(reason, env=env, capture_output=True, text=True).stdout.strip()
+    # Slurm holds a requeued job for 120 s (its fixed requeue delay); the test releases it once
+    # the node has cleaned up after the first run
+    def output(*command):
+        return subprocess.run(command, env=env, capture_output=True, text=True).stdout.strip()
 
-    wait_for(lambda: held() == "BeginTime", launcher, "the requeue")
+    def requeued_and_node_free():
+        held = output("squeue", "-h", "-j", jobid, "-o", "%r") == "BeginTime"
+        return held and set(output("sinfo", "-h", "-N", "-o", "%t").split()) == {"idle"}
+
+    wait_for(requeued_and_node_free, launcher, "the requeue")
+    # slurmd refuses a job whose credential is not newer, to the second, than its revocation
+    time.sleep(2)
     subprocess.run(["scontrol", "update", f"JobId={jobid}_1", "StartTime=now"], env=env, check=True)
     _, err = launcher.communicate(timeout=300)
-    log = log_file.read_text()
+    log = (tmp_path / "log" / "train.log").read_text()
     assert launcher.returncode == 0, err + log
-    assert "# Ended (code 138)" in log and "# Requeued at" in log and "# Restarted at" in log
+    assert f"# Ended (code {code})" in log and "# Restarted at" in log
+    assert ("# Requeued at" in log) == (signal_name == "USR1")  # else Slurm requeued it
     train_log = (tmp_path / "train.log").read_text()
-    stopped = train_log.split("SIGUSR1 received: stopped at ")[1].split(";")[0]  # epoch E, step S
-    assert f"resuming at {stopped}" in train_log
+    stopped = train_log.split(f"SIG{signal_name} received: stopped at ")[1].split(";")[0]
+    assert f"resuming at {stopped}" in train_log  # "epoch E, step S"
     assert losses(tmp_path) == losses(ddp_run)
     a = torch.load(ddp_run / "last.ckpt", weights_only=True)["model"]
     b = torch.load(tmp_path / "last.ckpt", weights_only=True)["model"]

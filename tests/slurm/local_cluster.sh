@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A one-node Slurm cluster on this machine, for the tests: munged, slurmctld and slurmd with a
-# generated configuration, all state under one directory, nothing under /etc touched.
+# generated configuration, all state under one directory, nothing under /etc touched. Jobs go
+# to the partition "debug"; a job in "urgent" preempts them: SIGTERM, SIGKILL 10 s later, and
+# the job is requeued (PreemptMode=REQUEUE).
 #
 # Usage: tests/slurm/local_cluster.sh start <dir>   # prints "export SLURM_CONF=<dir>/slurm.conf"
 #        tests/slurm/local_cluster.sh stop <dir>
@@ -70,12 +72,15 @@ SchedulerType=sched/backfill
 ReturnToService=2
 MpiDefault=none
 JobRequeue=1
-KillWait=5
+KillWait=10
 MinJobAge=60
 SlurmctldTimeout=30
 SlurmdTimeout=30
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
 NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO PriorityTier=1
+PartitionName=urgent Nodes=$host MaxTime=INFINITE State=UP OverSubscribe=NO PriorityTier=2
 CONF
 export SLURM_CONF=$dir/slurm.conf
 slurmctld -f "$SLURM_CONF"
