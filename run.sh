@@ -122,7 +122,8 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     $cuda_cmd --gpu $ngpu --nodes $nodes --procs-per-node $nproc $em/log/train.log \
       scpc-train $em/model.yaml $train_feats $valid_feats ||
       { echo "$0: training failed or stopped; see $em/log/train.log (run again to resume)" >&2; exit 1; }
-    grep -E 'epoch [0-9]+ step|done' $em/train.log | tail -n 3  || true
+    # the local launcher showed the log on a terminal; elsewhere, its last lines
+    [ -t 1 ] || grep -E 'epoch [0-9]+ step|done' $em/train.log | tail -n 3 || true
     touch $em/.train_complete
   fi
 fi

@@ -8,7 +8,7 @@ a. utils/run_local.sh: wall time of a JOB=1:N array of `true` (one log per job),
 b. utils/slurm.sh (only when sbatch reaches a Slurm, e.g. after
    `eval $(tests/slurm/local_cluster.sh start /tmp/slurm)` as root): submission to the
    launcher's exit for one job and for an array, with the default polling (SCPC_POLL_MAX=30)
-   and with SCPC_POLL_MAX=1.
+   and with SCPC_POLL_MAX=1, next to `sbatch --wait` of the same array (Slurm's own time).
 c. Stopping on a signal: the time scpc-train's save of last.ckpt takes (the model, Adam's
    state and the progress, written atomically) for cpc.small and spiral.base, which bounds
    how much warning (conf/slurm.conf's --signal=B:USR1@300) a job needs; and the per-step cost
@@ -61,6 +61,10 @@ def local_launcher(n: int, work: Path) -> list[tuple[str, str]]:
 
 def slurm_launcher(work: Path, repeats: int) -> list[tuple[str, str]]:
     rows = []
+    for jobs in (1, 8):  # Slurm alone: sbatch waiting for the array itself
+        sbatch = ["sbatch", "--wait", f"--array=1-{jobs}", "-o", "/dev/null", "--wrap", "true"]
+        best = min(timed(sbatch) for _ in range(repeats))
+        rows.append((f"sbatch --wait --array=1-{jobs} true", f"{best:.2f} s (best of {repeats})"))
     for poll in ("30", "1"):
         env = dict(os.environ, SCPC_POLL_MAX=poll)
         for jobs in (1, 8):

@@ -62,6 +62,12 @@ def test_array_jobs_get_their_options_logs_and_failures(slurm, tmp_path):
     assert (tmp_path / "log" / "q" / "a.jobid").read_text().strip().isdigit()
 
 
+def test_a_single_job_started_from_a_terminal_shows_its_log(slurm, tmp_path):
+    command = f"{SLURM} {tmp_path}/t.log bash -c 'echo first; sleep 1; echo second'"
+    shown = run_script("script", "-qec", command, "/dev/null", env=slurm).stdout
+    assert "first" in shown and "second" in shown and "# Ended (code 0)" in shown
+
+
 def test_a_cancelled_job_counts_as_failed(slurm, tmp_path):
     proc = start_script(
         SLURM, tmp_path / "c.log", "bash", "-c", "echo running; sleep 60", env=slurm

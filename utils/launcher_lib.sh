@@ -7,7 +7,8 @@
 # Every literal "JOB" (or whatever name comes before "=") in the log file and in the command's
 # arguments is replaced by the job number (also inside words). Each job's output goes to its
 # log, between a header (the command, the start time) and a footer (the elapsed time, the exit
-# code, the end time). The launcher waits for every job and exits 1 if any failed.
+# code, the end time). The launcher waits for every job and exits 1 if any failed. One job
+# started from a terminal also shows its log there as it grows (SCPC_SHOW_LOG=0: not).
 #
 # Options every launcher takes (a scheduler maps them onto its own through its config file):
 #   --num-threads N     CPUs per process; exported as OMP_NUM_THREADS and MKL_NUM_THREADS
@@ -247,6 +248,25 @@ launcher_wait() {
     [ -f "$status_dir/$n" ] || echo "$launcher_prog: job $n of $what ended without an exit code" \
       "(cancelled, preempted or killed by the scheduler; see $(printf "$out" "$n"))" >&2
   done
+}
+
+# launcher_show_log PID: when one job was started from a terminal, shows its log there as it
+# grows (as if the job ran in the foreground), until PID ends or launcher_end_log; SCPC_SHOW_LOG=0
+# turns this off
+launcher_tail_pid= launcher_tail_follows=
+launcher_show_log() {
+  [ "$launcher_first" -eq "$launcher_last" ] && [ -t 1 ] && [ "${SCPC_SHOW_LOG:-1}" = 1 ] || return 0
+  launcher_tail_follows=$1
+  tail -n +1 -F --pid="$1" "$(launcher_subst "$launcher_first" "$launcher_log")" 2>/dev/null &
+  launcher_tail_pid=$!
+}
+launcher_end_log() {
+  [ -n "$launcher_tail_pid" ] || return 0
+  if kill -0 "$launcher_tail_follows" 2>/dev/null; then
+    sleep 1  # tail -F looks at the file every second: the job's last lines
+    kill "$launcher_tail_pid" 2>/dev/null
+  fi
+  wait "$launcher_tail_pid" 2>/dev/null
 }
 
 # launcher_count_failures STATUS_DIR: prints how many jobs have no status or a non-zero one

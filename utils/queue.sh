@@ -42,5 +42,7 @@ trap 'qdel "$jobid" >/dev/null 2>&1; echo "$launcher_prog: interrupted, deleted 
 
 # in_queue: 0 while Grid Engine knows the job, 1 once it does not (qstat -j fails then)
 in_queue() { qstat -j "$jobid" > /dev/null 2>&1; }
+launcher_show_log $$
 launcher_wait "$status_dir" in_queue "Grid Engine job $jobid" "$qdir/$name.%d.out"
+launcher_end_log
 launcher_report_failures "$status_dir"

@@ -10,8 +10,7 @@
 # torchrun --standalone (one distributed job), and --mem, --gpu, --time, --config and any
 # other option are accepted and ignored, so that cmd.sh can switch launchers. On failure it
 # says "run_local.sh: F / N jobs failed, log is in <log>" on stderr and exits 1. An interrupt
-# or TERM stops every job; their logs say so. A single job started from a terminal also shows
-# its log there as it grows (SCPC_SHOW_LOG=0: not).
+# or TERM stops every job; their logs say so.
 set -uo pipefail
 
 launcher_prog=run_local.sh
@@ -33,10 +32,7 @@ for (( n = launcher_first; n <= launcher_last; n++ )); do
   launcher_run_job "$n" "$status_dir" &
   pids+=($!)
 done
-# one job started from a terminal: its log is shown as it grows, as if it ran in the foreground
-if [ ${#pids[@]} -eq 1 ] && [ -t 1 ] && [ "${SCPC_SHOW_LOG:-1}" = 1 ]; then
-  tail -n +1 -F --pid="${pids[0]}" "$(launcher_subst "$launcher_first" "$launcher_log")" 2>/dev/null &
-  pids+=($!)
-fi
+launcher_show_log "${pids[0]}"
 wait "${pids[@]}"
+launcher_end_log
 launcher_report_failures "$status_dir"

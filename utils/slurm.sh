@@ -52,5 +52,7 @@ in_queue() {
   fi
   [[ $out == *"Invalid job id"* ]] && return 1 || return 2
 }
+launcher_show_log $$
 launcher_wait "$status_dir" in_queue "Slurm job $jobid" "$qdir/$name.%d.out"
+launcher_end_log
 launcher_report_failures "$status_dir"

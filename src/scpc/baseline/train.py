@@ -265,8 +265,9 @@ class PhaseTrainer:
                 self._step(x, lens, targets)
                 p.seconds += time.perf_counter() - tic
                 tic = time.perf_counter()
+                # no refresh of its own: a log file gets a line per mininterval, not per batch
+                bar.set_postfix(loss=f"{p.loss_sum / max(p.loss_n, 1):.3f}", refresh=False)
                 bar.update(1)
-                bar.set_postfix(loss=f"{p.loss_sum / max(p.loss_n, 1):.3f}")
                 if on_step is not None:
                     on_step(self)
                 if p.step % self.t["save_every"] == 0 and p.batch < len(plan):

@@ -672,8 +672,9 @@ class SuperbTrainer(Runner):
                 lr = self._optimizer_step()
                 self.train_seconds += time.perf_counter() - tic
                 tic = time.perf_counter()
+                # no refresh of its own: a log file gets a line per mininterval, not per step
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
                 if self.step % t["log_every"] == 0:
                     self.metrics.append(
                         split="train",

@@ -422,8 +422,11 @@ class Trainer:
                 p.window["n"] += 1
                 audio += float(chunk_lens.sum())
                 p.batch += 1
+                # no refresh of its own: a log file gets a line per mininterval, not per batch
+                bar.set_postfix(
+                    loss=f"{float(out['loss'].detach()):.3f}", step=p.step, refresh=False
+                )
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(out['loss'].detach()):.3f}", step=p.step)
                 if last_of_group:
                     lr = self._optimizer_step()
                     if p.step % self.t["log_every_steps"] == 0 and self.d.main:
