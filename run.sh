@@ -140,7 +140,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   [ $corpus = mini ] || test_set=$data/test_clean
   reps=$em/reps/$(basename $test_set)
   echo "Stage 5: representations of $test_set"
-  scpc-a2r --nj $nj --in-map $test_set/wav.scp $em/best.ckpt $reps
+  steps/make_reps.sh --nj $nj --cmd "$train_cmd" $test_set/wav.scp $em/best.ckpt $reps
   echo
   echo "Summary of $em"
   scpc-info $em/best.ckpt

@@ -8,7 +8,7 @@
 # Stages (each skips finished work; an interrupted run continues where it stopped):
 #   0 data: the mini corpus, or LibriSpeech train-clean-100, dev-clean/other, test-clean/other
 #     and librispeech-lm-norm.txt.gz (the BPE and LM text) downloaded and prepared
-#   1 representations of every part with scpc-a2r (--nj processes; --pca K applies the
+#   1 representations of every part (steps/make_reps.sh: --nj scpc-a2r jobs; --pca K applies the
 #     model's pca_K.pt) into <upstream dir>/reps/{full|pca_K}/<part>/
 #   2 SentencePiece BPE of --vocab-size pieces on the training transcripts (mini) or the
 #     LibriSpeech LM corpus (real); 3 MVN statistics of the training representations
@@ -123,7 +123,8 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   echo "Stage 1: representations of $train $dev $evals" >&2
   for part in $train $dev $evals; do
     [ -f $reps/$part/.complete ] && continue
-    scpc-a2r --nj $nj --device $device "${pca_opt[@]}" --in-map $data/$part/wav.scp $ckpt $reps/$part >&2
+    steps/make_reps.sh --nj $nj --cmd "$train_cmd" --a2r-opts "--device $device ${pca_opt[*]}" \
+      $data/$part/wav.scp $ckpt $reps/$part >&2
     touch $reps/$part/.complete
   done
 fi

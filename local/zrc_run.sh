@@ -37,6 +37,7 @@ zrc="scpc-zrc zrc"              # the zrc command (abxLS; default: zerospeech-be
 
 utils/setup_venv.sh
 . ./path.sh
+. ./cmd.sh
 
 em=$expdir/$model/version_$version
 [ -f $em/best.ckpt ] ||
@@ -90,7 +91,8 @@ zrc_score() {  # name ckpt [--pca-file F]
   for s in $sets; do
     for t in $tasks; do
       scpc-zrc wav-scp $APP_DIR $s-$t $abx/lists/$s-$t.scp
-      scpc-a2r --nj $nj "$@" --numpy --dtype float64 --in-map $abx/lists/$s-$t.scp $ckpt $sub/$s-$t
+      steps/make_reps.sh --nj $nj --cmd "$train_cmd" --a2r-opts "$* --numpy --dtype float64" \
+        $abx/lists/$s-$t.scp $ckpt $sub/$s-$t
     done
   done
   $zrc benchmarks:run abxLS $sub -s $sets -t $tasks
@@ -113,7 +115,7 @@ for system in "${systems[@]}"; do
       [ $set = mini ] ||
         { echo "$0: zrc gave no $part scores for $name (see $abx/submission/$name/scores)" >&2; exit 1; }
       reps=$abx/reps/$name/$part
-      scpc-a2r --nj $nj "${opts[@]}" --in-map $data/$part/wav.scp $ckpt $reps
+      steps/make_reps.sh --nj $nj --cmd "$train_cmd" --a2r-opts "${opts[*]}" $data/$part/wav.scp $ckpt $reps
       scpc-abx --distance $distance --frame-shift $frame_shift --out $scores $reps $data/$part/abx.item
       rm -r $reps  # representations are cheap to remake and large on real sets
     fi

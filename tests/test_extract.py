@@ -208,6 +208,44 @@ def test_batch_size_and_nj_do_not_change_outputs(in_dir, ckpt, tmp_path):
     assert outputs(tmp_path / "two") == outputs(tmp_path / "one")
 
 
+def test_job_shares_cover_the_inputs_once(in_dir, ckpt, tmp_path, capsys):
+    a2r.main([str(in_dir), str(ckpt), str(tmp_path / "all")])
+    written = []
+    for job in (1, 2, 3):
+        a2r.main(
+            ["--job", str(job), "--num-jobs", "3", str(in_dir), str(ckpt), str(tmp_path / "s")]
+        )
+        written.append(int(capsys.readouterr().out.split("scpc-a2r: ")[-1].split()[0]))
+    assert written == [1, 1, 2]  # 4 inputs in 3 contiguous, balanced shares
+    assert outputs(tmp_path / "s") == outputs(tmp_path / "all")
+    for rel in outputs(tmp_path / "all"):
+        assert torch.equal(torch.load(tmp_path / "all" / rel), torch.load(tmp_path / "s" / rel))
+    with pytest.raises(ScpcError, match="--job 4 must lie in 1..3"):
+        a2r.main(["--job", "4", "--num-jobs", "3", str(in_dir), str(ckpt), str(tmp_path / "x")])
+    with pytest.raises(SystemExit):  # one without the other
+        a2r.main(["--job", "1", str(in_dir), str(ckpt), str(tmp_path / "x")])
+
+
+def test_make_reps_runs_jobs_through_the_launcher_and_resumes(tmp_path, ckpt):
+    scp = tmp_path / "wav.scp"
+    scp.write_text(
+        "".join(f"u{i} {write_wav(tmp_path / f'u{i}.wav', 3000 + 100 * i)}\n" for i in range(5))
+    )
+    out = tmp_path / "reps"
+    first = run_script("steps/make_reps.sh", "--nj", "2", "--a2r-opts", "--numpy", scp, ckpt, out)
+    assert (
+        first.stdout.strip()
+        == f"{out}: 5 files written, 0 already present (0.000 h of audio) by 2 jobs"
+    )
+    assert sorted(p.name for p in out.glob("*.npy")) == [f"u{i}.npy" for i in range(5)]
+    assert "# Ended (code 0)" in (out / "log" / "a2r.2.log").read_text()
+    (out / "u4.npy").unlink()  # an interrupted run: only what is missing is redone
+    again = run_script("steps/make_reps.sh", "--nj", "2", "--a2r-opts", "--numpy", scp, ckpt, out)
+    assert "1 files written, 4 already present" in again.stdout
+    bad = run_script("steps/make_reps.sh", tmp_path / "none.scp", ckpt, out, check=False)
+    assert bad.returncode == 1 and "no such file" in bad.stderr
+
+
 def test_resume_skips_existing(in_dir, ckpt, tmp_path, capsys):
     out = tmp_path / "out"
     (out / "a").mkdir(parents=True)

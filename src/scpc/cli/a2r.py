@@ -7,7 +7,8 @@ IN_DIR is searched recursively for files ending in --audio-suffix; outputs mirro
 subdirectories and are named after the files (minus the suffix). --in-map reads
 ``<uttid> <path-or-Kaldi-pipe>`` lines (a Kaldi wav.scp works) and writes flat outputs.
 Each output is float32 (or --dtype float64) (T', C), or (L, T', C) with --layer all. Existing outputs are
-skipped (re-running resumes) unless --overwrite.
+skipped (re-running resumes) unless --overwrite. --job J --num-jobs N extracts the J-th of N
+shares of the inputs, for job arrays (steps/make_reps.sh runs them through a launcher).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from scpc import extract
 from scpc.audio import SAMPLE_RATE
 from scpc.cli.common import run
+from scpc.data.featdir import job_share
 from scpc.errors import ScpcError
 
 
@@ -55,6 +57,12 @@ def parser() -> argparse.ArgumentParser:
         f"{extract.GPU_BATCH_SECONDS:g} s on a GPU); inputs are sorted by length",
     )
     p.add_argument("--nj", type=int, default=1, help="worker processes (default: 1)")
+    p.add_argument(
+        "--job",
+        type=int,
+        help="with --num-jobs: do only this share (1-based, as Kaldi's JOB) of the inputs",
+    )
+    p.add_argument("--num-jobs", type=int, help="the number of shares the inputs are split in")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that exist")
     p.add_argument(
         "--resample", action="store_true", help="resample other rates to 16 kHz (else refuse)"
@@ -81,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     if (args.batch_seconds is not None and args.batch_seconds <= 0) or args.nj < 1:
         p.error("--batch-seconds must be positive and --nj at least 1")
     utts, checkpoint, out_dir = inputs(p, args)
+    if (args.job is None) != (args.num_jobs is None):
+        p.error("--job and --num-jobs go together")
+    if args.job is not None:  # a contiguous share of the input order, as scpc-feats --job
+        utts = job_share(utts, args.job, args.num_jobs)
     job = extract.Job(
         checkpoint=checkpoint,
         out_dir=out_dir,
