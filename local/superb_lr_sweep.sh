@@ -5,7 +5,8 @@
 #   local/superb_lr_sweep.sh --task pr --model cpc.mini --lrs "1e-2 1e-3 1e-4"
 #   local/superb_lr_sweep.sh --task pr --upstream fbank -- --layer 0   # more superb_run.sh options
 #
-# Each rate is one local/superb_run.sh run (<name>.lr<rate>; finished ones are not redone).
+# Each rate is one local/superb_run.sh run (<name>.lr<rate>; finished ones are not redone);
+# --parallel N trains N rates at once (each probe is a job of cmd.sh's $cuda_cmd).
 # Prints an aligned table (lr, dev and test metric, run) and writes the choice, with every
 # run's scores, to <upstream dir>/superb/<name>.lr_sweep.json.
 set -euo pipefail
@@ -17,16 +18,22 @@ model=cpc.mini       # exp/<model>/version_<version>/best.ckpt
 version=0            # experiment version
 upstream=            # a baseline instead of the model: fbank or mfcc
 set=mini             # mini or real
+parallel=1           # rates trained (or submitted) at once
 datadir=data         # where data dirs are
 expdir=exp           # where experiments are
 . utils/parse_options.sh
 # anything after the options goes to every local/superb_run.sh call (--layer, --finetune, ...)
 
-runs=()
+echo "$0: lr $lrs" >&2
+outs=$(mktemp -d)
+trap 'rm -rf "$outs"' EXIT
 for lr in $lrs; do
-  echo "$0: lr $lr" >&2
-  line=$(local/superb_run.sh --task $task --model $model --version $version --upstream "$upstream" \
-    --set $set --datadir $datadir --expdir $expdir --lr $lr "$@")
+  printf '%q ' local/superb_run.sh --task $task --model $model --version $version --upstream "$upstream" \
+    --set $set --datadir $datadir --expdir $expdir --lr $lr "$@"; echo
+done | utils/run_parallel.sh $parallel $outs
+runs=()
+for (( k = 1; k <= $(ls $outs/*.out | wc -l); k++ )); do  # in the order given
+  line=$(cat $outs/$k.out)
   echo "$line" >&2
   runs+=("${line##* }")  # the run directory ends the line
 done

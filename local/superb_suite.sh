@@ -7,7 +7,8 @@
 #   local/superb_suite.sh --model cpc.small --set real --baselines ""
 #
 # Each (system, task) is one local/superb_run.sh run with the task's config (finished runs
-# are not redone, an interrupted one resumes). The table (test metric of each run: PER/WER/
+# are not redone, an interrupted one resumes); --parallel N runs N of them at once (each
+# probe is a job of cmd.sh's $cuda_cmd: on a cluster they are all submitted together). The table (test metric of each run: PER/WER/
 # EER in %, lower is better; accuracy in %, higher is better) is printed and written to
 # exp/<model>/version_<N>/superb/table.csv.
 set -euo pipefail
@@ -20,6 +21,8 @@ baselines="fbank mfcc"  # reference rows: fbank, mfcc (empty: none)
 cmvn=auto            # the baselines' per-utterance CMVN: auto (true, as s3prl's) or false
 set=mini             # mini (the committed corpus, offline) or real
 device=auto          # cpu, cuda[:N] or auto
+ngpu=0               # GPUs per probe asked of the scheduler (cmd.sh's cuda_cmd)
+parallel=1           # probes running (or submitted) at once; on a cluster, e.g. 30
 datadir=data         # where data dirs are
 expdir=exp           # where experiments are
 . utils/parse_options.sh
@@ -28,18 +31,23 @@ expdir=exp           # where experiments are
 utils/setup_venv.sh >&2
 . ./path.sh
 
-runs=()
+outs=$(mktemp -d)
+trap 'rm -rf "$outs"' EXIT
 for system in model $baselines; do
   for task in $tasks; do
-    opts=(--task $task --set $set --device $device --datadir $datadir --expdir $expdir)
+    opts=(--task $task --set $set --device $device --ngpu $ngpu --datadir $datadir --expdir $expdir)
     if [ $system = model ]; then
       opts+=(--model $model --version $version)
     else
       opts+=(--upstream $system --cmvn $cmvn)
     fi
-    line=$(local/superb_run.sh "${opts[@]}")
-    echo "$line" >&2
-    runs+=("${line##* }")  # the run directory ends the line
+    printf '%q ' local/superb_run.sh "${opts[@]}"; echo
   done
+done | utils/run_parallel.sh $parallel $outs
+runs=()
+for (( k = 1; k <= $(ls $outs/*.out | wc -l); k++ )); do  # in the order given
+  line=$(cat $outs/$k.out)
+  echo "$line" >&2
+  runs+=("${line##* }")  # the run directory ends the line
 done
 scpc-superb table --out $expdir/$model/version_$version/superb/table.csv "${runs[@]}"

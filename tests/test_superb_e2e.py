@@ -94,6 +94,8 @@ def test_superb_run_sh_with_the_fbank_baseline_and_an_lr_sweep(tmp_path, mini_da
         *opts[:4],
         "--lrs",
         "1e-2 1e-3",
+        "--parallel",
+        "2",  # both at once; the table keeps the order given
         *opts[6:],
         "--",
         "--config",
