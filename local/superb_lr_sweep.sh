@@ -25,18 +25,14 @@ expdir=exp           # where experiments are
 # anything after the options goes to every local/superb_run.sh call (--layer, --finetune, ...)
 
 echo "$0: lr $lrs" >&2
-outs=$(mktemp -d)
-trap 'rm -rf "$outs"' EXIT
+commands=$(
 for lr in $lrs; do
   printf '%q ' local/superb_run.sh --task $task --model $model --version $version --upstream "$upstream" \
     --set $set --datadir $datadir --expdir $expdir --lr $lr "$@"; echo
-done | utils/run_parallel.sh $parallel $outs
-runs=()
-for (( k = 1; k <= $(ls $outs/*.out | wc -l); k++ )); do  # in the order given
-  line=$(cat $outs/$k.out)
-  echo "$line" >&2
-  runs+=("${line##* }")  # the run directory ends the line
-done
+done)
+lines=$(utils/run_parallel.sh $parallel <<< "$commands")  # one line a run, in the order given
+echo "$lines" >&2
+read -r -d '' -a runs < <(awk '{print $NF}' <<< "$lines") || true  # each line ends with its run dir
 . ./path.sh
 first=${runs[0]}
 out=$(dirname $first)/$(basename ${first%.lr*}).lr_sweep.json

@@ -31,8 +31,7 @@ expdir=exp           # where experiments are
 utils/setup_venv.sh >&2
 . ./path.sh
 
-outs=$(mktemp -d)
-trap 'rm -rf "$outs"' EXIT
+commands=$(
 for system in model $baselines; do
   for task in $tasks; do
     opts=(--task $task --set $set --device $device --ngpu $ngpu --datadir $datadir --expdir $expdir)
@@ -43,11 +42,8 @@ for system in model $baselines; do
     fi
     printf '%q ' local/superb_run.sh "${opts[@]}"; echo
   done
-done | utils/run_parallel.sh $parallel $outs
-runs=()
-for (( k = 1; k <= $(ls $outs/*.out | wc -l); k++ )); do  # in the order given
-  line=$(cat $outs/$k.out)
-  echo "$line" >&2
-  runs+=("${line##* }")  # the run directory ends the line
-done
+done)
+lines=$(utils/run_parallel.sh $parallel <<< "$commands")  # one line a run, in the order given
+echo "$lines" >&2
+read -r -d '' -a runs < <(awk '{print $NF}' <<< "$lines") || true  # each line ends with its run dir
 scpc-superb table --out $expdir/$model/version_$version/superb/table.csv "${runs[@]}"
