@@ -4,6 +4,7 @@ is not installed or this is not root, unless SCPC_REQUIRE_SLURM=1 (CI), where th
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -78,6 +79,20 @@ def test_a_cancelled_job_counts_as_failed(slurm, tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert f"job 1 of Slurm job {jobid} ended without an exit code" in err
+
+
+def test_interrupting_the_launcher_cancels_its_jobs(slurm, tmp_path):
+    proc = start_script(
+        SLURM, tmp_path / "i.log", "bash", "-c", "echo running; sleep 60", env=slurm
+    )
+    wait_for(file_has(tmp_path / "i.log", "\nrunning\n"), proc, "the job")
+    jobid = (tmp_path / "q" / "i.jobid").read_text().strip()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and f"cancelled Slurm job {jobid}" in err
+    squeue = ["squeue", "-h", "-t", "PD,R", "-j", jobid]  # pending or running: none
+    queued = subprocess.run(squeue, env=dict(os.environ, **slurm), capture_output=True, text=True)
+    assert queued.stdout.strip() == ""
 
 
 def test_recipe_stage_runs_through_cmd_sh_on_slurm(slurm, tmp_path):

@@ -30,7 +30,9 @@
 # Signals: TERM and USR1 reach the command (every process of a distributed job). Under a
 # scheduler, a job that gets USR1 (the warning before its time limit) and then does not end
 # with code 0 is requeued (Slurm: scontrol requeue; Grid Engine: exit 99): scpc-train saves
-# last.ckpt and exits 138 on USR1, and so starts again where it stopped.
+# last.ckpt and exits 138 on USR1, and so starts again where it stopped. A job ended by TERM
+# (cancellation, preemption) leaves no exit code: the launcher waits while the scheduler keeps
+# it queued (a preemption with requeue) and counts it failed once it is gone.
 
 declare -A launcher_opts=()   # options given, keyed by name with "_" for "-" (mem, gpu, ...)
 launcher_jobvar= launcher_first=1 launcher_last=1 launcher_log= launcher_shell=false
@@ -242,7 +244,8 @@ launcher_wait() {
     # out of the queue: a few more looks for exit codes that a shared file system delays
     [ "$gone" -lt 3 ] || break
     sleep "$interval" & wait $!
-    interval=$(awk -v i="$interval" -v m="${SCPC_POLL_MAX:-30}" 'BEGIN { i *= 1.5; print (i > m ? m : i) }')
+    interval=$(awk -v i="$interval" -v m="${SCPC_POLL_MAX:-30}" \
+      'BEGIN { i *= 1.5; print (i > m ? m : i) }')
   done
   for (( n = launcher_first; n <= launcher_last; n++ )); do
     [ -f "$status_dir/$n" ] || echo "$launcher_prog: job $n of $what ended without an exit code" \
@@ -337,8 +340,9 @@ launcher_write_job_script() {
     echo "cd $(printf '%q' "$PWD")"
     echo "launcher_prog=$launcher_prog"
     echo ". $(printf '%q' "$lib")"
+    # at the script's top level, these declarations make the variables global again
     declare -p launcher_opts launcher_jobvar launcher_first launcher_last launcher_log \
-      launcher_shell launcher_cmd | sed 's/^declare -[-aA]*[a-zA-Z]* //; s/^\(launcher_opts=\)/declare -A \1/; s/^\(launcher_cmd=\)/declare -a \1/'
+      launcher_shell launcher_cmd
     echo "launcher_scheduler=$scheduler"
     echo 'exec 3</dev/null'
     echo "launcher_run_job \"\${$task_var:-$launcher_first}\" $(printf '%q' "$status_dir")"

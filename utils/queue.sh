@@ -38,7 +38,12 @@ launcher_write_job_script "$script" "$status_dir" sge SGE_TASK_ID \
 jobid=$("${submit[@]}" "$script") || launcher_die "$(printf '%q ' "${submit[@]}") $script failed"
 jobid=${jobid%%.*}  # -terse prints 123.1-4:1 for an array
 echo "$jobid" > "$qdir/$name.jobid"
-trap 'qdel "$jobid" >/dev/null 2>&1; echo "$launcher_prog: interrupted, deleted Grid Engine job $jobid; logs in $launcher_log" >&2; exit 130' INT TERM
+cancel() {
+  qdel "$jobid" > /dev/null 2>&1
+  echo "$launcher_prog: interrupted, deleted Grid Engine job $jobid; logs in $launcher_log" >&2
+  exit 130
+}
+trap cancel INT TERM
 
 # in_queue: 0 while Grid Engine knows the job, 1 once it does not (qstat -j fails then)
 in_queue() { qstat -j "$jobid" > /dev/null 2>&1; }

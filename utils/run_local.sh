@@ -22,7 +22,13 @@ max_jobs_run=${launcher_opts[max_jobs_run]:-0}
 exec 3<&0
 status_dir=$(mktemp -d "${TMPDIR:-/tmp}/run_local.XXXXXX")
 trap 'rm -rf "$status_dir"' EXIT
-trap 'kill $(jobs -rp) 2>/dev/null; wait; echo "$launcher_prog: interrupted, logs in $launcher_log" >&2; exit 130' INT TERM
+interrupted() {
+  kill $(jobs -rp) 2>/dev/null
+  wait
+  echo "$launcher_prog: interrupted, logs in $launcher_log" >&2
+  exit 130
+}
+trap interrupted INT TERM
 
 pids=()
 for (( n = launcher_first; n <= launcher_last; n++ )); do

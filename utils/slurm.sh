@@ -13,12 +13,12 @@
 # --nodes M --procs-per-node P run each job as M x P tasks started by srun (DDP: scpc-train
 # takes its rank from SLURM_PROCID, its world from SLURM_STEP_NUM_TASKS).
 #
-# The job script, its Slurm job id and Slurm's own output of each job go to q/ beside the logs. The launcher
-# polls until every job has ended: a job requeued (preemption, or SIGUSR1 before the time limit
-# after scpc-train saved its state) is waited for until it ends for good; a job that leaves the
-# queue without an exit code (cancelled, killed for memory or time) counts as failed. An
-# interrupt or TERM cancels the jobs. SCPC_POLL_MAX (seconds, default 30) caps the wait
-# between two checks.
+# The job script, its Slurm job id and Slurm's own output of each job go to q/ beside the
+# logs. The launcher polls until every job has ended: a job requeued (preemption, or SIGUSR1
+# before the time limit after scpc-train saved its state) is waited for until it ends for
+# good; a job that leaves the queue without an exit code (cancelled, killed for memory or
+# time) counts as failed. An interrupt or TERM cancels the jobs. SCPC_POLL_MAX (seconds,
+# default 30) caps the wait between two checks.
 set -uo pipefail
 
 launcher_prog=slurm.sh
@@ -34,7 +34,8 @@ array=$launcher_first-$launcher_last
 submit=("${launcher_sched_command[@]}" --parsable --job-name "$name" --array "$array"
         --output "$qdir/$name.%a.out" --open-mode append "${launcher_sched_args[@]}")
 procs=$(launcher_procs)
-[ "$procs" -eq 1 ] || submit+=(--nodes "${launcher_opts[nodes]:-1}" --ntasks-per-node "${launcher_opts[procs_per_node]:-1}")
+[ "$procs" -eq 1 ] ||
+  submit+=(--nodes "${launcher_opts[nodes]:-1}" --ntasks-per-node "${launcher_opts[procs_per_node]:-1}")
 script=$qdir/$name.sh
 launcher_write_job_script "$script" "$status_dir" slurm SLURM_ARRAY_TASK_ID \
   "submitted by utils/slurm.sh as: $(printf '%q ' "${submit[@]}")$script"
@@ -42,7 +43,12 @@ launcher_write_job_script "$script" "$status_dir" slurm SLURM_ARRAY_TASK_ID \
 jobid=$("${submit[@]}" "$script") || launcher_die "$(printf '%q ' "${submit[@]}") $script failed"
 jobid=${jobid%%;*}
 echo "$jobid" > "$qdir/$name.jobid"
-trap 'scancel "$jobid" 2>/dev/null; echo "$launcher_prog: interrupted, cancelled Slurm job $jobid; logs in $launcher_log" >&2; exit 130' INT TERM
+cancel() {
+  scancel "$jobid" 2>/dev/null
+  echo "$launcher_prog: interrupted, cancelled Slurm job $jobid; logs in $launcher_log" >&2
+  exit 130
+}
+trap cancel INT TERM
 
 # in_queue: 0 while Slurm knows the job, 1 once it does not, 2 when squeue cannot tell
 in_queue() {

@@ -27,9 +27,10 @@ esac
 [ "$(id -u)" -eq 0 ] || { echo "$prog: must run as root" >&2; exit 1; }
 for tool in sge_qmaster sge_execd qconf qsub; do
   command -v $tool > /dev/null || [ -x /usr/sbin/$tool ] ||
-    { echo "$prog: $tool not found (apt-get install gridengine-master gridengine-exec gridengine-client)" >&2; exit 1; }
+    { echo "$prog: $tool not found (apt-get install gridengine-{master,exec,client})" >&2; exit 1; }
 done
-[ -f $common/act_qmaster ] || { echo "$prog: no $common/act_qmaster: gridengine-master is not configured" >&2; exit 1; }
+[ -f $common/act_qmaster ] ||
+  { echo "$prog: no $common/act_qmaster: gridengine-master is not configured" >&2; exit 1; }
 host=$(cat $common/act_qmaster)
 # where 127.0.0.1 reverse-resolves to "localhost", Grid Engine must know it is this host
 echo "$host localhost" > $common/host_aliases
@@ -45,23 +46,46 @@ wait_for() {  # wait_for WHAT COMMAND...: retries COMMAND for up to 30 s
 pgrep -x sge_qmaster > /dev/null || /usr/sbin/sge_qmaster
 wait_for "sge_qmaster" qconf -sh
 qconf -sel 2>/dev/null | grep -qx "$host" || {
-  printf 'hostname %s\nload_scaling NONE\ncomplex_values NONE\nuser_lists NONE\nxuser_lists NONE\nprojects NONE\nxprojects NONE\nusage_scaling NONE\nreport_variables NONE\n' \
-    "$host" > "$work/exechost"
+  cat > "$work/exechost" <<HOST
+hostname $host
+load_scaling NONE
+complex_values NONE
+user_lists NONE
+xuser_lists NONE
+projects NONE
+xprojects NONE
+usage_scaling NONE
+report_variables NONE
+HOST
   qconf -Ae "$work/exechost"
 }
 qconf -ss 2>/dev/null | grep -qx "$host" || qconf -as "$host"
 qconf -spl 2>/dev/null | grep -qx smp || {
-  printf 'pe_name smp\nslots 999\nuser_lists NONE\nxuser_lists NONE\nstart_proc_args NONE\nstop_proc_args NONE\nallocation_rule $pe_slots\ncontrol_slaves FALSE\njob_is_first_task TRUE\nurgency_slots min\naccounting_summary FALSE\nqsort_args NONE\n' \
-    > "$work/pe"
+  cat > "$work/pe" <<'PE'
+pe_name smp
+slots 999
+user_lists NONE
+xuser_lists NONE
+start_proc_args NONE
+stop_proc_args NONE
+allocation_rule $pe_slots
+control_slaves FALSE
+job_is_first_task TRUE
+urgency_slots min
+accounting_summary FALSE
+qsort_args NONE
+PE
   qconf -Ap "$work/pe"
 }
 qconf -sql 2>/dev/null | grep -qx all.q || {
-  qconf -sq | sed "s/^qname .*/qname all.q/; s/^hostlist .*/hostlist $host/; s/^slots .*/slots $(nproc)/; s/^pe_list .*/pe_list smp/; s/^shell_start_mode .*/shell_start_mode unix_behavior/" \
-    > "$work/queue"
+  qconf -sq | sed -e "s/^qname .*/qname all.q/" -e "s/^hostlist .*/hostlist $host/" \
+    -e "s/^slots .*/slots $(nproc)/" -e "s/^pe_list .*/pe_list smp/" \
+    -e "s/^shell_start_mode .*/shell_start_mode unix_behavior/" > "$work/queue"
   qconf -Aq "$work/queue"
 }
 mkdir -p "$work/conf"
-qconf -sconf global | sed 's/^min_uid .*/min_uid 0/; s/^min_gid .*/min_gid 0/; s/^load_report_time .*/load_report_time 00:00:02/' > "$work/conf/global"
+qconf -sconf global | sed -e 's/^min_uid .*/min_uid 0/' -e 's/^min_gid .*/min_gid 0/' \
+  -e 's/^load_report_time .*/load_report_time 00:00:02/' > "$work/conf/global"
 (cd "$work/conf" && qconf -Mconf global > /dev/null)  # the file's name is the configuration's
 qconf -ssconf | sed 's/^schedule_interval .*/schedule_interval 0:0:1/' > "$work/sched"
 qconf -Msconf "$work/sched" > /dev/null
