@@ -116,7 +116,8 @@ for system in "${systems[@]}"; do
         { echo "$0: zrc gave no $part scores for $name (see $abx/submission/$name/scores)" >&2; exit 1; }
       reps=$abx/reps/$name/$part
       steps/make_reps.sh --nj $nj --cmd "$train_cmd" --a2r-opts "${opts[*]}" $data/$part/wav.scp $ckpt $reps
-      scpc-abx --distance $distance --frame-shift $frame_shift --out $scores $reps $data/$part/abx.item
+      $decode_cmd $abx/log/abx.$name.$part.log \
+        scpc-abx --distance $distance --frame-shift $frame_shift --out $scores $reps $data/$part/abx.item
       rm -r $reps  # representations are cheap to remake and large on real sets
     fi
     entries+=("$name:$part:$scores")
