@@ -176,7 +176,8 @@ launcher_run_job() {
   if [ "$procs" -gt 1 ]; then
     if [ "$launcher_scheduler" = slurm ]; then
       MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-      MASTER_PORT=$(launcher_port "$n")
+      # each job of an array has its own SLURM_JOB_ID; scpc.train.distributed.slurm_port's rule
+      MASTER_PORT=$(( 20000 + SLURM_JOB_ID % 20000 ))
       export MASTER_ADDR MASTER_PORT
       args=(srun --kill-on-bad-exit=1 "${args[@]}")
     else
@@ -225,11 +226,6 @@ launcher_run_job() {
   echo "$rc" > "$status_dir/$n"
 }
 
-# launcher_port N: a rendezvous port for job N of a Slurm array, different for each job
-launcher_port() {
-  echo $(( 20000 + (SLURM_JOB_ID * 97 + $1) % 20000 ))
-}
-
 # launcher_wait STATUS_DIR IN_QUEUE WHAT OUT_PATTERN: polls until every job has an exit code in
 # STATUS_DIR or the scheduler has forgotten the job (IN_QUEUE returns 0 while it is queued or
 # running, 1 once it is not, 2 when the scheduler cannot tell); names the jobs that ended
@@ -272,20 +268,13 @@ launcher_end_log() {
   wait "$launcher_tail_pid" 2>/dev/null
 }
 
-# launcher_count_failures STATUS_DIR: prints how many jobs have no status or a non-zero one
-launcher_count_failures() {
-  local n rc failed=0
-  for (( n = launcher_first; n <= launcher_last; n++ )); do
-    rc=$(cat "$1/$n" 2>/dev/null || echo missing)
-    [ "$rc" = 0 ] || failed=$(( failed + 1 ))
-  done
-  echo $failed
-}
-
-# launcher_report_failures STATUS_DIR: exits 1 with the failure line if any job failed
+# launcher_report_failures STATUS_DIR: exits 1 with the failure line if any job has no exit
+# code or a non-zero one
 launcher_report_failures() {
-  local failed num shown
-  failed=$(launcher_count_failures "$1")
+  local n failed=0 num shown
+  for (( n = launcher_first; n <= launcher_last; n++ )); do
+    [ "$(cat "$1/$n" 2>/dev/null)" = 0 ] || failed=$(( failed + 1 ))
+  done
   [ "$failed" -gt 0 ] || return 0
   num=$(( launcher_last - launcher_first + 1 ))
   if [ "$num" -eq 1 ]; then

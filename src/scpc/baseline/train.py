@@ -41,7 +41,7 @@ from scpc.baseline.model import BaselineModel, infer, load_model, save_model
 from scpc.config import Config, dump
 from scpc.data.batch_plan import epoch_plan
 from scpc.downstream.tasks.pr import ctc_loss
-from scpc.errors import ScpcError, StoppedBySignal
+from scpc.errors import ScpcError
 from scpc.eval.ctc_decode import greedy_decode
 from scpc.eval.metrics import error_rate
 from scpc.extract import resolve_device
@@ -49,7 +49,7 @@ from scpc.io import atomic_write, load_torch, save_torch
 from scpc.train.loop import mix
 from scpc.train.metrics import save_figure
 from scpc.train.schedule import make_optimizer
-from scpc.train.stop_signals import StopSignals
+from scpc.train.stop_signals import StopSignals, stop_training
 
 STATE_FORMAT = "scpc-baseline-state-1"
 COLUMNS = ("phase", "epoch", "step", "train_loss", "dev_loss", "dev_ter", "lr", "seconds")
@@ -275,8 +275,10 @@ class PhaseTrainer:
                 if signals.requested:
                     self.save_last()
                     bar.close()
-                    self.log(f"stopped by a signal at step {p.step}; last.ckpt saved")
-                    raise StoppedBySignal(signals.requested, p.step, self.out / "last.ckpt")
+                    where = f"epoch {p.epoch}, step {p.step}"
+                    stop_training(
+                        signals.requested, p.step, where, self.out / "last.ckpt", self.log
+                    )
             bar.close()
             self._end_epoch()
 

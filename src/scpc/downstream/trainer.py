@@ -42,7 +42,7 @@ from scpc.downstream import specaug
 from scpc.downstream.task import Example, Task
 from scpc.downstream.tasks import make_task
 from scpc.downstream.upstream import Featurizer, Upstream, select_layers
-from scpc.errors import ScpcError, StoppedBySignal
+from scpc.errors import ScpcError
 from scpc.extract import default_batch_samples, layer_sizes, resolve_device
 from scpc.io import atomic_write, load_torch, save_torch
 from scpc.models.checkpoint import load_inference_checkpoint
@@ -50,7 +50,7 @@ from scpc.pca import checkpoint_id
 from scpc.train.loop import git_commit, mix
 from scpc.train.metrics import save_figure
 from scpc.train.schedule import lr_factor, make_optimizer
-from scpc.train.stop_signals import StopSignals
+from scpc.train.stop_signals import StopSignals, stop_training
 
 STATE_FORMAT = "scpc-superb-state-1"
 PROBE_FORMAT = "scpc-superb-probe-1"
@@ -694,8 +694,10 @@ class SuperbTrainer(Runner):
                 if signals.requested:
                     self.save_last()
                     bar.close()
-                    self.log(f"stopped by a signal at step {self.step}; last.ckpt saved")
-                    raise StoppedBySignal(signals.requested, self.step, self.out / "last.ckpt")
+                    where = f"step {self.step}"
+                    stop_training(
+                        signals.requested, self.step, where, self.out / "last.ckpt", self.log
+                    )
                 if self.step >= stop:
                     break
             else:

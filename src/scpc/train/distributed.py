@@ -52,7 +52,8 @@ def first_host(nodelist: str) -> str:
 
 
 def slurm_port(job_id: str) -> int:
-    """A rendezvous port that differs between jobs sharing a node."""
+    """A rendezvous port that differs between jobs sharing a node (utils/launcher_lib.sh
+    exports the same for the distributed jobs it starts)."""
     return 20000 + int(job_id) % 20000
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from scpc.data.batch_plan import epoch_plan, rank_slice
 from scpc.data.chunking import Chunking
 from scpc.data.featdir import read_feat_dir_frontend
 from scpc.data.featdir_dataset import FeatDirDataset, collate
-from scpc.errors import ScpcError, StoppedBySignal
+from scpc.errors import ScpcError
 from scpc.frontend import frontend_from_config
 from scpc.io import load_torch, save_torch
 from scpc.models.checkpoint import save_inference_checkpoint
@@ -43,7 +42,7 @@ from scpc.train import distributed
 from scpc.train.metrics import MetricsLog, plot_curves
 from scpc.train.model import PretrainModel
 from scpc.train.schedule import make_optimizer, set_lr
-from scpc.train.stop_signals import StopSignals
+from scpc.train.stop_signals import StopSignals, stop_training
 
 STATE_FORMAT = "scpc-train-state-1"
 
@@ -340,21 +339,23 @@ class Trainer:
 
     def fit(self) -> Path | None:
         """Train to the end (or resume and finish); the best model's path, if any."""
-        with self.stop:
-            return self._fit()
+        try:
+            with self.stop:
+                return self._fit()
+        finally:
+            distributed.teardown(self.d)
 
-    def _stop_if_asked(self) -> None:
-        """At a step boundary: if any process got a stop signal, save and stop them all."""
+    def _stop_if_asked(self, saved: bool) -> None:
+        """At a step boundary: if any process got a stop signal, save (unless ``saved`` just
+        now) and stop them all."""
         signum = distributed.any_flag(self.stop.requested, self.d)
         if not signum:
             return
-        self.save_last()
-        self.log(
-            f"{signal.Signals(signum).name} received: stopped at epoch {self.progress.epoch}, "
-            f"step {self.progress.step}; last.ckpt saved, a new run resumes from it"
-        )
-        distributed.teardown(self.d)
-        raise StoppedBySignal(signum, self.progress.step, self.exp / "last.ckpt")
+        if not saved:
+            self.save_last()
+        p = self.progress
+        where = f"epoch {p.epoch}, step {p.step}"
+        stop_training(signum, p.step, where, self.exp / "last.ckpt", self.log)
 
     def _fit(self) -> Path | None:
         self.exp.mkdir(parents=True, exist_ok=True)
@@ -446,13 +447,14 @@ class Trainer:
                     if self.t["max_steps"] and p.step >= self.t["max_steps"]:
                         p.stopped = True
                         break
-                    if p.step % self.t["checkpoint_every_steps"] == 0 and p.batch < len(plan):
+                    saved = p.step % self.t["checkpoint_every_steps"] == 0 and p.batch < len(plan)
+                    if saved:
                         self.save_last()
-                    self._stop_if_asked()
+                    self._stop_if_asked(saved)
             bar.close()
-            self._end_epoch(len(plan))
+            self._end_epoch(len(plan))  # saves last.ckpt
             if not p.stopped and p.epoch < self.t["max_epochs"]:
-                self._stop_if_asked()
+                self._stop_if_asked(saved=True)
         if self.d.main:
             plot_curves(self.metrics.path, self.exp / "curves.png")
         best = self.exp / "best.ckpt"
@@ -460,7 +462,6 @@ class Trainer:
             f"done: best validation loss {p.best_val:.4f}; best.ckpt {best}; curves "
             f"{self.exp / 'curves.png'}"
         )
-        distributed.teardown(self.d)
         return best if best.is_file() else None
 
     def _seconds_per_frame(self) -> float:

@@ -2,16 +2,22 @@
 
 SIGTERM is what a scheduler sends on preemption or cancellation, SIGUSR1 what Slurm sends
 before the time limit when asked (conf/slurm.conf's --signal=B:USR1@300). A trainer checks
-``requested`` after each optimiser step; when set, it saves ``last.ckpt`` and raises
-``StoppedBySignal``, which the command-line tools turn into exit code 128 + the signal (143,
-138). The launchers requeue a job that ends with 138 after a SIGUSR1 (utils/launcher_lib.sh).
+``requested`` after each optimiser step; when set, it saves ``last.ckpt`` and calls
+``stop_training``, which logs the stop and raises ``StoppedBySignal``: the command-line tools
+turn that into exit code 128 + the signal (143, 138). The launchers requeue a job that gets
+SIGUSR1 and does not finish (utils/launcher_lib.sh).
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType, TracebackType
+from typing import NoReturn
+
+from scpc.errors import StoppedBySignal
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
@@ -41,3 +47,14 @@ class StopSignals:
         for s, handler in self._previous.items():
             signal.signal(s, handler)  # type: ignore[arg-type]
         self._previous = {}
+
+
+def stop_training(
+    signum: int, step: int, where: str, state: Path, log: Callable[[str], None]
+) -> NoReturn:
+    """After ``state`` was saved at ``where`` (e.g. "epoch 2, step 410"): log it and raise."""
+    log(
+        f"{signal.Signals(signum).name} received: stopped at {where}; {state.name} saved, "
+        "a new run resumes from it"
+    )
+    raise StoppedBySignal(signum, step, str(state))
