@@ -273,12 +273,9 @@ class PhaseTrainer:
                 if p.step % self.t["save_every"] == 0 and p.batch < len(plan):
                     self.save_last()
                 if signals.requested:
-                    self.save_last()
                     bar.close()
-                    where = f"epoch {p.epoch}, step {p.step}"
-                    stop_training(
-                        signals.requested, p.step, where, self.out / "last.ckpt", self.log
-                    )
+                    where, state = f"epoch {p.epoch}, step {p.step}", self.out / "last.ckpt"
+                    stop_training(signals.requested, p.step, where, self.save_last, state, self.log)
             bar.close()
             self._end_epoch()
 

@@ -692,11 +692,15 @@ class SuperbTrainer(Runner):
                 if evaluated or self.step % t["save_every"] == 0 or self.step >= stop:
                     self.save_last()
                 if signals.requested:
-                    self.save_last()
                     bar.close()
-                    where = f"step {self.step}"
+                    state = self.out / "last.ckpt"
                     stop_training(
-                        signals.requested, self.step, where, self.out / "last.ckpt", self.log
+                        signals.requested,
+                        self.step,
+                        f"step {self.step}",
+                        self.save_last,
+                        state,
+                        self.log,
                     )
                 if self.step >= stop:
                     break

@@ -351,11 +351,10 @@ class Trainer:
         signum = distributed.any_flag(self.stop.requested, self.d)
         if not signum:
             return
-        if not saved:
-            self.save_last()
         p = self.progress
+        save = (lambda: None) if saved else self.save_last
         where = f"epoch {p.epoch}, step {p.step}"
-        stop_training(signum, p.step, where, self.exp / "last.ckpt", self.log)
+        stop_training(signum, p.step, where, save, self.exp / "last.ckpt", self.log)
 
     def _fit(self) -> Path | None:
         self.exp.mkdir(parents=True, exist_ok=True)

@@ -50,9 +50,16 @@ class StopSignals:
 
 
 def stop_training(
-    signum: int, step: int, where: str, state: Path, log: Callable[[str], None]
+    signum: int,
+    step: int,
+    where: str,
+    save: Callable[[], None],
+    state: Path,
+    log: Callable[[str], None],
 ) -> NoReturn:
-    """After ``state`` was saved at ``where`` (e.g. "epoch 2, step 410"): log it and raise."""
+    """Save the training ``state`` (``save()``), log where it stopped (e.g. "epoch 2, step
+    410") and raise StoppedBySignal."""
+    save()
     log(
         f"{signal.Signals(signum).name} received: stopped at {where}; {state.name} saved, "
         "a new run resumes from it"
