@@ -25,9 +25,9 @@ import torch
 from benchlib import load_average, peak_rss_gb, print_table
 
 from scpc.baseline.model import BaselineModel
-from scpc.downstream.tasks.pr import ctc_loss
 from scpc.eval.ctc_decode import beam_search, greedy_decode
 from scpc.eval.ngram import NgramLM
+from scpc.nn.ctc import ctc_loss
 
 STEP_SECONDS = 0.03  # one CTC step: 3 stacked 10 ms frames
 

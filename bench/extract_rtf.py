@@ -27,9 +27,9 @@ from benchlib import ROOT, ensure_mini_data, load_average, print_table, read_scp
 from scpc import config as scpc_config
 from scpc import extract
 from scpc.audio import SAMPLE_RATE, read_audio
-from scpc.extract import GPU_BATCH_SECONDS
 from scpc.frontend import frontend_from_config, load_frontend_config
 from scpc.models.checkpoint import save_inference_checkpoint
+from scpc.models.inference import GPU_BATCH_SECONDS
 from scpc.train.model import PretrainModel
 
 

@@ -157,7 +157,8 @@ def test_shared_layers_apply_one_layer_num_layers_times():
 
 
 def test_sinusoid_positions_and_utterance_cmvn():
-    from scpc.models.encoders import sinusoid_positions, utterance_cmvn
+    from scpc.masks import utterance_cmvn
+    from scpc.models.encoders import sinusoid_positions
 
     pe = sinusoid_positions(50, 8)
     assert pe[0].tolist() == [0, 1, 0, 1, 0, 1, 0, 1]

@@ -14,9 +14,15 @@ from scpc.cli import a2r, info
 from scpc.cli import pca as pca_cli
 from scpc.errors import ScpcError
 from scpc.modelinfo import describe, expected_frames, frame_offset
-from scpc.models import ConvEncoder, EncoderSequence, FeedForwardEncoder, RecurrentEncoder
+from scpc.models import (
+    ConvEncoder,
+    EncoderSequence,
+    FeedForwardEncoder,
+    RecurrentEncoder,
+    inference,
+)
 from scpc.models.checkpoint import load_inference_checkpoint, save_inference_checkpoint
-from scpc.pca import Pca, fit, load_pca
+from scpc.models.pca import Pca, fit, load_pca
 
 SR = 16000
 LENGTHS = [1, 159, 160, 161, 2000, 4800, 8000, 12345]
@@ -135,8 +141,8 @@ def test_frame_rule_every_length(model, tmp_path):
     assert frame_offset(model) == 1
     wavs = [np.random.default_rng(s).uniform(-1, 1, s).astype(np.float32) for s in range(1, 3001)]
     got = {}
-    for batch in extract.plan_batches([len(w) for w in wavs], 500 * 3000):
-        for i, rep in zip(batch, extract.encode(model, [wavs[i] for i in batch], -1, "cpu")):
+    for batch in inference.plan_batches([len(w) for w in wavs], 500 * 3000):
+        for i, rep in zip(batch, inference.encode(model, [wavs[i] for i in batch], -1, "cpu")):
             got[len(wavs[i])] = rep.shape[0]
     assert all(got[s] == expected_frames(s, 160, 1) == (s + 1) // 160 for s in range(1, 3001))
 
@@ -153,8 +159,8 @@ def test_frame_rule_of_filter_bank_models(tmp_path):
     model = load_inference_checkpoint(path)
     assert frame_rule(model) == (80, 201)
     wavs = [np.random.default_rng(s).uniform(-1, 1, s).astype(np.float32) for s in range(201, 1201)]
-    for batch in extract.plan_batches([len(w) for w in wavs], 200 * 1200):
-        for i, rep in zip(batch, extract.encode(model, [wavs[i] for i in batch], -1, "cpu")):
+    for batch in inference.plan_batches([len(w) for w in wavs], 200 * 1200):
+        for i, rep in zip(batch, inference.encode(model, [wavs[i] for i in batch], -1, "cpu")):
             assert rep.shape[0] == expected_frames(len(wavs[i]), 160, 80, 201)
 
 
@@ -171,31 +177,31 @@ def test_filter_bank_then_recurrent_model_takes_clips_without_a_frame(tmp_path):
     assert frame_rule(model) == (80, 201)
     rng = np.random.default_rng(0)
     wavs = [rng.uniform(-1, 1, n).astype(np.float32) for n in (100, 3000, 200)]
-    reps = extract.encode(model, wavs, -1, "cpu")
+    reps = inference.encode(model, wavs, -1, "cpu")
     assert [tuple(r.shape) for r in reps] == [(0, 8), (19, 8), (0, 8)]
-    assert torch.equal(reps[1], extract.encode(model, wavs[1:2], -1, "cpu")[0])
-    assert [tuple(r.shape) for r in extract.encode(model, [wavs[0]], -1, "cpu")] == [(0, 8)]
+    assert torch.equal(reps[1], inference.encode(model, wavs[1:2], -1, "cpu")[0])
+    assert [tuple(r.shape) for r in inference.encode(model, [wavs[0]], -1, "cpu")] == [(0, 8)]
 
 
 def test_batched_equals_single(model):
     rng = np.random.default_rng(0)
     wavs = [rng.uniform(-1, 1, n).astype(np.float32) for n in (161, 800, 3333, 9000, 16000)]
     for layer in (-1, 0, "all"):
-        batched = extract.encode(model, wavs, layer, "cpu")
+        batched = inference.encode(model, wavs, layer, "cpu")
         for w, b in zip(wavs, batched):
-            torch.testing.assert_close(b, extract.encode(model, [w], layer, "cpu")[0])
+            torch.testing.assert_close(b, inference.encode(model, [w], layer, "cpu")[0])
     with torch.inference_mode():  # also against the bare model, without the minimum padding
-        for w, b in zip(wavs, extract.encode(model, wavs, -1, "cpu")):
+        for w, b in zip(wavs, inference.encode(model, wavs, -1, "cpu")):
             alone = model(torch.from_numpy(w)[None], torch.tensor([len(w)])).output[0]
             torch.testing.assert_close(b, alone, rtol=1e-5, atol=1e-6)
 
 
 def test_plan_batches_bound_padding():
     lengths = [5, 100, 7, 60, 100, 3]
-    batches = extract.plan_batches(lengths, 200)
+    batches = inference.plan_batches(lengths, 200)
     assert sorted(i for b in batches for i in b) == list(range(6))
     assert all(len(b) * max(lengths[i] for i in b) <= 200 for b in batches)
-    assert extract.plan_batches([500, 10], 100) == [[0], [1]]  # too long: alone
+    assert inference.plan_batches([500, 10], 100) == [[0], [1]]  # too long: alone
 
 
 def test_batch_size_and_nj_do_not_change_outputs(in_dir, ckpt, tmp_path):

@@ -17,14 +17,14 @@ from scpc.cli import init
 from scpc.errors import ScpcError
 from scpc.frontend import load_frontend_config
 from scpc.hub import UpstreamExpert, download, register, scpc_custom, scpc_local, scpc_url
-from scpc.models.checkpoint import save_inference_checkpoint
+from scpc.models.checkpoint import checkpoint_id, save_inference_checkpoint
 from scpc.models.encoders import (
     CausalSelfAttentionEncoder,
     ConvEncoder,
     EncoderSequence,
     RecurrentEncoder,
 )
-from scpc.pca import Pca, checkpoint_id, fit
+from scpc.models.pca import Pca, fit
 
 TOLERABLE_SEQLEN_DIFF = 5  # s3prl's upstream/interfaces.py: |T - round(max_len / rate)| < 5
 FEATS = ROOT / "conf" / "feats"

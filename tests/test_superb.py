@@ -17,10 +17,9 @@ from scpc import config as model_config
 from scpc.cli.init import main as init_main
 from scpc.data.datadir import copy_filtered, select_utterances
 from scpc.downstream.data import FeatureCache, pad_hidden, upstream_key
-from scpc.downstream.specaug import SpecAugment
 from scpc.downstream.task import Example
 from scpc.downstream.tasks import TASKS, make_task, task_class
-from scpc.downstream.tasks.asr import BiLSTM, SpeechRecognition, reverse_padded
+from scpc.downstream.tasks.asr import SpeechRecognition
 from scpc.downstream.tasks.phone_frame import IGNORE, context_frames, frame_labels
 from scpc.downstream.tasks.pr import (
     PhoneRecognition,
@@ -29,10 +28,13 @@ from scpc.downstream.tasks.pr import (
     text_to_phones,
 )
 from scpc.downstream.trainer import SuperbTrainer, load_config, load_probe_file
-from scpc.downstream.upstream import Featurizer, Upstream, select_layers, utterance_cmvn
+from scpc.downstream.upstream import Featurizer, Upstream, select_layers
 from scpc.errors import ScpcError, StoppedBySignal
 from scpc.frontend import load_frontend_config
+from scpc.masks import utterance_cmvn
 from scpc.models.checkpoint import load_inference_checkpoint, save_inference_checkpoint
+from scpc.nn.ctc import BiLSTM, reverse_padded
+from scpc.nn.specaug import SpecAugment
 from scpc.train.model import PretrainModel
 
 TINY_MODEL = {

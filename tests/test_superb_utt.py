@@ -14,14 +14,6 @@ import torch.nn.functional as F
 
 from scpc.cli.init import main as init_main
 from scpc.data.datadir import copy_filtered, read_table, select_utterances, utt2spk_to_spk2utt
-from scpc.downstream.heads import (
-    TDNN,
-    AMSoftmax,
-    UtteranceClassifier,
-    XVector,
-    mean_pool,
-    stats_pool,
-)
 from scpc.downstream.task import Example
 from scpc.downstream.tasks import make_task
 from scpc.downstream.tasks.asv import SpeakerVerification, cosine_scores, min_dcf, read_trials
@@ -31,6 +23,14 @@ from scpc.downstream.tasks.speaker import split_utterances
 from scpc.downstream.trainer import SuperbTrainer, load_config
 from scpc.errors import ScpcError
 from scpc.eval.metrics import equal_error_rate
+from scpc.nn.heads import (
+    TDNN,
+    AMSoftmax,
+    UtteranceClassifier,
+    XVector,
+    mean_pool,
+    stats_pool,
+)
 
 
 def padded(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,6 +1,7 @@
-"""Representation extraction: audio to per-utterance encoder outputs, batched by length.
+"""Representation extraction (``scpc-a2r``): audio to per-utterance encoder outputs on disk.
 
-Inputs are read in windows of many batches, sorted by length inside each window and cut
+The model-facing helpers (loading, padding, running, layers, devices) are
+:mod:`scpc.models.inference`; this module is the job around them. Inputs are read in windows of many batches, sorted by length inside each window and cut
 into batches of at most ``batch_samples`` padded samples, so padding stays small without a
 separate pass over the headers (wav.scp pipes have none). Padding never changes a frame:
 the front-ends and encoders mask it, and each utterance keeps only its own ``lens`` frames.
@@ -17,7 +18,6 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,14 +26,20 @@ from scpc import audio
 from scpc.data.datadir import DataDir, audio_entries, read_table
 from scpc.errors import ScpcError
 from scpc.io import atomic_path
+from scpc.models.checkpoint import InferenceModel, checkpoint_id
+from scpc.models.inference import (
+    ALL,
+    OUTPUT,
+    Layer,
+    encode,
+    layer_sizes,
+    load_model,
+    plan_batches,
+    resolve_layer,
+)
+from scpc.models.pca import Pca, check_compatible, load_pca
+from scpc.progress import progress_bar
 
-if TYPE_CHECKING:
-    from scpc.models.checkpoint import InferenceModel
-    from scpc.pca import Pca
-
-OUTPUT = -1  # --layer -1: the encoder's final output
-ALL = "all"  # --layer all: every hidden state, stacked (L, T', C)
-Layer = int | str
 WINDOW_BATCHES = 16  # batches of audio read ahead and sorted together
 
 
@@ -106,101 +112,7 @@ def read_data_dir(path: str | os.PathLike) -> list[Utterance]:
     return [Utterance(utt, entry, "", start, end) for utt, entry, start, end in audio_entries(d)]
 
 
-# ---------------------------------------------------------------------------- batching
-
-
-def plan_batches(lengths: Sequence[int], max_samples: int) -> list[list[int]]:
-    """Indices grouped longest first so that (batch size × longest) <= max_samples (or one
-    utterance alone when it is longer than that)."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    for i in order:
-        if batches and (len(batches[-1]) + 1) * max(lengths[batches[-1][0]], 1) <= max_samples:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
-
-
-def min_batch_samples(model: InferenceModel) -> int:
-    # Strided convolutions fail on inputs shorter than their receptive field; padding a
-    # batch to a few output frames lets even 1-sample utterances through (they get 0 frames).
-    return max(4 * model.downsampling_factor, 1024)
-
-
-# Batches are padded up to a multiple of this many samples (0.5 s): on CPU, every new input
-# shape makes oneDNN set up new convolution kernels (~70 ms each), which otherwise happens
-# for nearly every utterance; with few distinct shapes extraction runs ~1.6x faster.
-# Padding never changes an utterance's frames (the encoders mask it).
-PAD_QUANTUM = 8000
-# Default batching: on a GPU, up to this much padded audio per batch; on a CPU, one
-# utterance per batch, which measured fastest there (cpc.small, 2 threads: 31x real time
-# against 22x with 10 s batches and 18x with 100 s ones) and uses the least memory.
-GPU_BATCH_SECONDS = 100.0
-
-
-def default_batch_samples(device: str) -> int:
-    from scpc.audio import SAMPLE_RATE
-
-    return int(GPU_BATCH_SECONDS * SAMPLE_RATE) if resolve_device(device).type == "cuda" else 1
-
-
-def pad(
-    wavs: Sequence[np.ndarray], min_len: int = 0, quantum: int = 1
-) -> tuple[torch.Tensor, torch.Tensor]:
-    lens = torch.tensor([len(w) for w in wavs], dtype=torch.long)
-    total = max(int(lens.max()), min_len)
-    x = torch.zeros(len(wavs), -(-total // quantum) * quantum)
-    for i, w in enumerate(wavs):
-        x[i, : len(w)] = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
-    return x, lens
-
-
-@torch.inference_mode()
-def encode(
-    model: InferenceModel, wavs: Sequence[np.ndarray], layer: Layer, device: torch.device | str
-) -> list[torch.Tensor]:
-    """Per-utterance CPU float32 representations: (T', C), or (L, T', C) for ``all``."""
-    x, lens = pad(wavs, min_batch_samples(model), PAD_QUANTUM)
-    out = model(x.to(device), lens.to(device))
-    frames = out.lens.cpu().tolist()
-    if layer == ALL:
-        rep = torch.stack(out.hidden_states, 1)  # (N, L, T', C)
-        return [rep[i, :, : frames[i]].float().cpu() for i in range(len(wavs))]
-    rep = out.output if layer == OUTPUT else out.hidden_states[int(layer)]
-    return [rep[i, : frames[i]].float().cpu() for i in range(len(wavs))]
-
-
-def layer_sizes(model: InferenceModel, device: torch.device | str = "cpu") -> list[int]:
-    """Channel count of every hidden state, from one short silent input."""
-    x = np.zeros(min_batch_samples(model), dtype=np.float32)
-    x, lens = pad([x])
-    with torch.inference_mode():
-        out = model(x.to(device), lens.to(device))
-    return [h.shape[-1] for h in out.hidden_states]
-
-
-def resolve_layer(layer: str | int, sizes: Sequence[int]) -> Layer:
-    """--layer's value: -1 (final output), ``all``, or an index into the hidden states
-    (negative ones count from the last); returns -1, ``all`` or a non-negative index."""
-    if str(layer) == ALL:
-        if len(set(sizes)) > 1:
-            raise ScpcError(
-                f"--layer all needs layers of one size, but they have {list(sizes)}; "
-                "pick one with --layer N"
-            )
-        return ALL
-    try:
-        n = int(layer)
-    except ValueError:
-        raise ScpcError(f"--layer must be an integer or 'all', got {layer!r}") from None
-    if n == OUTPUT:
-        return OUTPUT
-    if not -len(sizes) <= n < len(sizes):
-        raise ScpcError(
-            f"--layer {n}: the model has {len(sizes)} layers (0 to {len(sizes) - 1}, or -1)"
-        )
-    return n % len(sizes)
+# ---------------------------------------------------------------------------- running
 
 
 def representations(
@@ -257,19 +169,6 @@ def save(path: Path, rep: torch.Tensor, fmt: str, dtype: str = "float32") -> Non
             torch.save(rep, tmp)
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ScpcError(f"--device {device}: no CUDA device is available (use cpu or auto)")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise ScpcError(
-            f"--device: unknown device {device!r} (cpu, cuda, cuda:N or auto)"
-        ) from None
-
-
 @dataclass(frozen=True)
 class Job:
     """What a worker process needs to extract its share (picklable)."""
@@ -295,13 +194,9 @@ class Summary:
 
 def prepare(job: Job) -> tuple[InferenceModel, Layer, Pca | None, torch.device]:
     """Load the model (and PCA), check that --layer and the PCA fit it."""
-    from scpc.models.checkpoint import load_inference_checkpoint
-    from scpc.pca import check_compatible, checkpoint_id, load_pca
-
     if job.threads:
         torch.set_num_threads(job.threads)
-    device = resolve_device(job.device)
-    model = load_inference_checkpoint(job.checkpoint).to(device)
+    model, device = load_model(job.checkpoint, job.device)
     sizes = layer_sizes(model, device)
     layer = resolve_layer(job.layer, sizes)
     pca = None
@@ -350,18 +245,9 @@ def extract_all(
 ) -> Summary:
     """Extract every utterance whose output is missing, over ``nj`` processes, with a
     progress bar on stderr (silenced by SCPC_QUIET=1)."""
-    from tqdm import tqdm
-
     prepared = prepare(job)  # checks layer/PCA/device before any work or worker starts
     todo = pending(utts, job.out_dir, job.fmt, overwrite)
-    bar = tqdm(
-        total=len(todo),
-        unit="utt",
-        desc="extract",
-        file=sys.stderr,
-        mininterval=0.5 if sys.stderr.isatty() else 30,
-        disable=os.environ.get("SCPC_QUIET") == "1",
-    )
+    bar = progress_bar(total=len(todo), unit="utt", desc="extract")
     with bar:
         if nj <= 1 or len(todo) <= 1:
             summary = run_job(job, todo, prepared, lambda files, _: bar.update(files))

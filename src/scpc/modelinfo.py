@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from scpc.audio import SAMPLE_RATE
-from scpc.extract import layer_sizes, min_batch_samples, pad
 from scpc.models.checkpoint import InferenceModel, load_inference_checkpoint
+from scpc.models.inference import layer_sizes, min_batch_samples, pad
 
 PROBE_BATCH = 64  # lengths per probing forward pass, to bound memory on large models
 

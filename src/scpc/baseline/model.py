@@ -5,7 +5,7 @@ with the training set's mean and deviation (held as buffers, so a saved model ne
 else), ``stack`` consecutive frames are concatenated, ``num_layers`` BiLSTM layers of
 ``hidden_size`` units per direction read them (dropout after each), and a linear layer gives
 log-probabilities over the BPE pieces and the blank (the last class). The BiLSTM is the
-SUPERB ASR head's (:class:`~scpc.downstream.tasks.asr.BiLSTMCTC`, without its projection).
+SUPERB ASR head's (:class:`~scpc.nn.ctc.BiLSTMCTC`, without its projection).
 
 A length that ``stack`` does not divide is rounded up: the last step holds the remaining
 frames and zeros, which after normalisation is the training mean. (The reference rounds
@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from scpc.downstream.heads import length_mask
-from scpc.downstream.tasks.asr import BiLSTMCTC
 from scpc.errors import ScpcError
 from scpc.io import load_torch, save_torch
+from scpc.masks import frame_mask
+from scpc.nn.ctc import BiLSTMCTC
 
 MODEL_FORMAT = "scpc-baseline-model-1"
 
@@ -38,7 +38,7 @@ def stack_frames(x: torch.Tensor, lens: torch.Tensor, k: int) -> tuple[torch.Ten
     if k == 1:
         return x, lens
     b, t, c = x.shape
-    x = x * length_mask(lens.to(x.device), t)[..., None].to(x.dtype)
+    x = x * frame_mask(lens.to(x.device), t)[..., None].to(x.dtype)
     rest = -t % k
     if rest:
         x = torch.cat([x, x.new_zeros(b, rest, c)], 1)
@@ -95,7 +95,7 @@ class BaselineModel(nn.Module):
             raise ScpcError(
                 f"input has {x.shape[-1]} channels, the model expects {self.mean.numel()}"
             )
-        mask = length_mask(lens.to(x.device), x.shape[1])[..., None]
+        mask = frame_mask(lens.to(x.device), x.shape[1])[..., None]
         x = ((x - self.mean) / self.std) * mask.to(x.dtype)
         if augment is not None:
             x = augment(x, lens)

@@ -6,14 +6,14 @@ frames, then ``num_freq_mask`` channel masks of width uniform in ``[0, F]`` with
 ``floor(min(num_time_mask, num_time_mask_proportion * T))`` time masks of width uniform in
 ``[0, floor(min(max_time_mask, max_time_mask_proportion * T))]``. Masks set normalised
 frames to zero (the training mean). The warp and the masking are the SUPERB probes'
-(:mod:`scpc.downstream.specaug`); only the limits differ. In eval mode it does nothing.
+(:mod:`scpc.nn.specaug`); only the limits differ. In eval mode it does nothing.
 """
 
 from __future__ import annotations
 
 import math
 
-from scpc.downstream.specaug import SpecAugment as FixedSpecAugment
+from scpc.nn.specaug import SpecAugment as FixedSpecAugment
 
 
 class SpecAugment(FixedSpecAugment):

@@ -40,12 +40,12 @@ from scpc.baseline.data import RepSet, TrainItems, collate, quiet, shortest
 from scpc.baseline.model import BaselineModel, infer, load_model, save_model
 from scpc.config import Config, dump
 from scpc.data.batch_plan import epoch_plan
-from scpc.downstream.tasks.pr import ctc_loss
 from scpc.errors import ScpcError
 from scpc.eval.ctc_decode import greedy_decode
 from scpc.eval.metrics import error_rate
-from scpc.extract import resolve_device
 from scpc.io import atomic_write, load_torch, save_torch
+from scpc.models.inference import resolve_device
+from scpc.nn.ctc import ctc_loss
 from scpc.train.loop import mix
 from scpc.train.metrics import save_figure
 from scpc.train.schedule import make_optimizer

@@ -21,6 +21,7 @@ from scpc.audio import SAMPLE_RATE
 from scpc.cli.common import run
 from scpc.data.featdir import job_share
 from scpc.errors import ScpcError
+from scpc.models import inference
 
 
 def parser() -> argparse.ArgumentParser:
@@ -54,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
         "--batch-seconds",
         type=float,
         help="padded audio per batch, in seconds (default: one utterance per batch on a CPU, "
-        f"{extract.GPU_BATCH_SECONDS:g} s on a GPU); inputs are sorted by length",
+        f"{inference.GPU_BATCH_SECONDS:g} s on a GPU); inputs are sorted by length",
     )
     p.add_argument("--nj", type=int, default=1, help="worker processes (default: 1)")
     p.add_argument(
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         batch_samples=int(args.batch_seconds * SAMPLE_RATE)
         if args.batch_seconds
-        else extract.default_batch_samples(args.device),
+        else inference.default_batch_samples(args.device),
         read_opts=extract.ReadOptions(args.resample, args.channel),
         pca_file=args.pca_file,
         dtype=args.dtype,

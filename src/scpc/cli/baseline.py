@@ -108,7 +108,7 @@ def decode(args) -> int:
     from scpc.baseline import decode as dec
     from scpc.baseline.data import RepSet
     from scpc.baseline.model import load_model
-    from scpc.extract import resolve_device
+    from scpc.models.inference import resolve_device
 
     bl = Path(args.bl)
     cfg, tok, _ = _bl_parts(bl)

@@ -16,6 +16,7 @@ import argparse
 from scpc import extract
 from scpc.audio import SAMPLE_RATE
 from scpc.cli.common import run
+from scpc.models.inference import default_batch_samples
 from scpc.pca import fit_on_audio
 
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         batch_samples=int(args.batch_seconds * SAMPLE_RATE)
         if args.batch_seconds
-        else extract.default_batch_samples(args.device),
+        else default_batch_samples(args.device),
         read_opts=extract.ReadOptions(args.resample, args.channel),
     )
     pca.save(out)

@@ -27,8 +27,8 @@ from scpc.data.datadir import DataDir, audio_entries, validate
 from scpc.downstream.task import Example
 from scpc.downstream.upstream import Upstream
 from scpc.errors import ScpcError
-from scpc.extract import plan_batches
 from scpc.io import atomic_write, save_torch
+from scpc.models.inference import plan_batches
 
 CACHE_FORMAT = "scpc-superb-cache-1"
 READ_AHEAD = 64  # utterances read and sorted by length together when filling the cache

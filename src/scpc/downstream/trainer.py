@@ -38,15 +38,14 @@ from tqdm import tqdm
 from scpc.config import Config, dump, merge, read_yaml, set_dotted, yaml_floats
 from scpc.data.batch_plan import epoch_plan
 from scpc.downstream import data as sdata
-from scpc.downstream import specaug
 from scpc.downstream.task import Example, Task
 from scpc.downstream.tasks import make_task
 from scpc.downstream.upstream import Featurizer, Upstream, select_layers
 from scpc.errors import ScpcError
-from scpc.extract import default_batch_samples, layer_sizes, resolve_device
 from scpc.io import atomic_write, load_torch, save_torch
-from scpc.models.checkpoint import load_inference_checkpoint
-from scpc.pca import checkpoint_id
+from scpc.models.checkpoint import checkpoint_id, load_inference_checkpoint
+from scpc.models.inference import default_batch_samples, layer_sizes, resolve_device
+from scpc.nn import specaug
 from scpc.train.loop import git_commit, mix
 from scpc.train.metrics import save_figure
 from scpc.train.schedule import lr_factor, make_optimizer

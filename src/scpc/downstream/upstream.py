@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from scpc.errors import ScpcError
-from scpc.extract import PAD_QUANTUM, layer_sizes, min_batch_samples, pad
+from scpc.masks import utterance_cmvn
 from scpc.models.checkpoint import InferenceModel
+from scpc.models.inference import layer_sizes, pad_for
 
 
 def select_layers(sizes: Sequence[int], layer: int | None) -> list[int]:
@@ -95,7 +96,7 @@ class Upstream(nn.Module):
         """A list of 1-D waveforms, padded as extraction pads them (a padded batch gives the
         frames each utterance gives alone), through :meth:`forward`."""
         arrays = [w.numpy() if isinstance(w, torch.Tensor) else w for w in wavs]
-        x, lens = pad(arrays, min_batch_samples(self.model), PAD_QUANTUM)
+        x, lens = pad_for(self.model, arrays)
         return self(x.to(device), lens.to(device))
 
 
@@ -125,15 +126,3 @@ class Featurizer(nn.Module):
             w = F.softmax(self.weights, 0).to(hidden.dtype)
             x = torch.einsum("l,bltc->btc", w, hidden)
         return utterance_cmvn(x, lens) if self.cmvn else x
-
-
-def utterance_cmvn(x: torch.Tensor, lens: torch.Tensor | None, eps: float = 1e-5) -> torch.Tensor:
-    """(B, T, C) standardised per utterance and channel over its first ``lens`` frames; the
-    padding frames stay zero."""
-    if lens is None:
-        lens = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
-    mask = (torch.arange(x.shape[1], device=x.device)[None] < lens.to(x.device)[:, None])[..., None]
-    count = lens.to(x.device, x.dtype).clamp(min=1)[:, None, None]
-    mean = (x * mask).sum(1, keepdim=True) / count
-    var = (((x - mean) * mask) ** 2).sum(1, keepdim=True) / count
-    return ((x - mean) / torch.sqrt(var + eps)) * mask

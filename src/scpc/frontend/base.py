@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from scpc.errors import ScpcError
+from scpc.masks import frame_mask
 
 
 class Frontend(nn.Module):
@@ -67,7 +68,7 @@ class RawFrontend(Frontend):
 
     def forward(self, wav: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         check_batch(wav, lens)
-        mask = torch.arange(wav.shape[1], device=wav.device) < lens.to(wav.device)[:, None]
+        mask = frame_mask(lens.to(wav.device), wav.shape[1])
         wav = wav.masked_fill(~mask, 0.0)
         if self.normalize:
             count = lens.to(wav.device, wav.dtype).clamp(min=1)[:, None]

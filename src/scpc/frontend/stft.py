@@ -27,6 +27,7 @@ import torch
 from scpc.frontend import filters
 from scpc.frontend.base import Frontend, check_batch
 from scpc.frontend.config import SAMPLE_RATE, stft_settings
+from scpc.masks import frame_mask
 
 LOG_FLOOR = 1e-5  # pydrobert.speech.config.LOG_FLOOR_VALUE
 
@@ -99,5 +100,5 @@ class StftFrontend(Frontend):
             feats = torch.cat([energy, feats], -1)
         if self.use_log:
             feats = feats.clamp(min=LOG_FLOOR).log()
-        valid = torch.arange(num, device=wav.device) < out_lens[:, None]
+        valid = frame_mask(out_lens.to(wav.device), num)
         return feats.masked_fill(~valid[..., None], 0.0).to(wav.dtype), out_lens

@@ -66,7 +66,6 @@ __all__ = [
 ]
 
 CONFIG_KEYS = ("layers", "pca")
-MAX_MIN_SAMPLES = 10 * 16000  # a model that needs more audio than this for a frame is broken
 URL_SCHEMES = ("http://", "https://", "ftp://", "file://")
 
 
@@ -81,13 +80,13 @@ class UpstreamExpert(nn.Module):
         **kwargs: Any,
     ) -> None:
         super().__init__()
-        from scpc.extract import min_batch_samples
         from scpc.models.checkpoint import load_inference_checkpoint
+        from scpc.models.inference import min_batch_samples, shortest_input
 
         options = _options(model_config, kwargs)
         self.model = load_inference_checkpoint(ckpt)
         self.min_width = min_batch_samples(self.model)  # strided convs need a minimum width
-        self.min_samples, probe = self._min_samples()
+        self.min_samples, probe = shortest_input(self.model, self._device(torch.empty(0)))
         sizes = [h.shape[-1] for h in probe.hidden_states]
         self.pca_layer: int | None = None
         if options.get("pca") is not None:
@@ -112,7 +111,8 @@ class UpstreamExpert(nn.Module):
                     f"UpstreamExpert: waveforms must be 1-D (samples,), got {tuple(w.shape)}"
                 )
         device = self._device(wavs[0])
-        from scpc.extract import PAD_QUANTUM
+        from scpc.masks import frame_mask
+        from scpc.models.inference import PAD_QUANTUM
 
         lens = [max(len(w), self.min_samples) for w in wavs]
         width = max(-(-max(lens) // PAD_QUANTUM) * PAD_QUANTUM, self.min_width)
@@ -123,7 +123,7 @@ class UpstreamExpert(nn.Module):
         if self.pca_layer is not None:
             h = out.output if self.pca_layer == -1 else out.hidden_states[self.pca_layer]
             h = ((h[:, :frames].double() - self.pca_mean) @ self.pca_basis).to(h.dtype)
-            keep = torch.arange(frames, device=device)[None] < out.lens[:, None]
+            keep = frame_mask(out.lens, frames)
             states = [h * keep.unsqueeze(-1).to(h.dtype)]  # padding frames stay zero
         else:
             states = [out.hidden_states[i][:, :frames] for i in self.layers]
@@ -137,40 +137,9 @@ class UpstreamExpert(nn.Module):
             return t.device
         return wav.device
 
-    def _frames(self, samples: int):
-        """The model's output for one silent input of ``samples`` samples, or None when it
-        gives no frame (or cannot take an input that short)."""
-        device = self._device(torch.empty(0))
-        x = torch.zeros(1, max(samples, self.min_width), device=device)
-        try:
-            with torch.no_grad():
-                out = self.model(x, torch.tensor([samples], device=device))
-        except RuntimeError:  # e.g. an LSTM or attention over zero filter-bank frames
-            return None
-        return out if int(out.lens[0]) > 0 else None
-
-    def _min_samples(self):
-        """The shortest input giving a frame (frame counts grow with length), and its output."""
-        out = self._frames(1)
-        if out is not None:
-            return 1, out
-        lo, hi = 1, 2
-        while (out := self._frames(hi)) is None:
-            if hi >= MAX_MIN_SAMPLES:
-                raise ScpcError(
-                    f"the model gives no frame even for {MAX_MIN_SAMPLES} samples of audio"
-                )
-            lo, hi = hi, min(2 * hi, MAX_MIN_SAMPLES)
-        while hi - lo > 1:  # no frame at lo, a frame at hi
-            mid = (lo + hi) // 2
-            if (probe := self._frames(mid)) is None:
-                lo = mid
-            else:
-                hi, out = mid, probe
-        return hi, out
-
     def _attach_pca(self, path: str, ckpt: str, sizes: list[int], output_size: int) -> list[int]:
-        from scpc.pca import check_compatible, checkpoint_id, load_pca
+        from scpc.models.checkpoint import checkpoint_id
+        from scpc.models.pca import check_compatible, load_pca
 
         pca = load_pca(path)
         if not -1 <= pca.layer < len(sizes):

@@ -9,6 +9,7 @@ are stored, so ``torch.load(weights_only=True)`` reads it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -124,3 +125,15 @@ def load_inference_checkpoint(
             f"has {model.downsampling_factor}"
         )
     return model.eval()
+
+
+def checkpoint_id(path: str | os.PathLike) -> str:
+    """sha256 of a checkpoint file: ties a PCA to the exact model it was fit on."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+    except FileNotFoundError:
+        raise ScpcError(f"{path}: no such checkpoint") from None
+    return h.hexdigest()

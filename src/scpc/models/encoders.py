@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from scpc.errors import ScpcError
+from scpc.masks import frame_mask, mask_padding, utterance_cmvn
 
 _REGISTRY: dict[str, type[Encoder]] = {}
 
@@ -23,16 +24,6 @@ class EncoderOutput(NamedTuple):
     output: torch.Tensor  # (N, T', C')
     lens: torch.Tensor  # (N,)
     hidden_states: tuple[torch.Tensor, ...]  # exposed layers, each (N, T', C_l)
-
-
-def mask_padding(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-    """Zero the frames of ``x`` (N, T, C) at or past each length."""
-    return x * frame_mask(lens, x.shape[1]).unsqueeze(-1).to(x.dtype)
-
-
-def frame_mask(lens: torch.Tensor, total: int) -> torch.Tensor:
-    """(N, total) bool: True for the real (unpadded) frames of each utterance."""
-    return torch.arange(total, device=lens.device)[None] < lens[:, None]
 
 
 def constructor_args(scope: dict[str, Any]) -> dict[str, Any]:
@@ -100,15 +91,6 @@ class UtteranceCmvnEncoder(Encoder, json_name="cmvn"):
 
     def forward(self, x, lens):
         return EncoderOutput(utterance_cmvn(x, lens, self.eps), lens, ())
-
-
-def utterance_cmvn(x: torch.Tensor, lens: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """(N, T, C) normalised per utterance and channel over its first ``lens`` frames."""
-    keep = frame_mask(lens, x.shape[1]).unsqueeze(-1).to(x.dtype)
-    count = keep.sum(1, keepdim=True).clamp(min=1)
-    mean = (x * keep).sum(1, keepdim=True) / count
-    var = (((x - mean) * keep) ** 2).sum(1, keepdim=True) / count
-    return (x - mean) / torch.sqrt(var + eps) * keep
 
 
 NONLINEARITIES = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "none": nn.Identity}

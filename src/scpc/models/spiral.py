@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from scpc.errors import ScpcError
-from scpc.models.encoders import Encoder, EncoderOutput, constructor_args, frame_mask, mask_padding
+from scpc.masks import frame_mask, mask_padding
+from scpc.models.encoders import Encoder, EncoderOutput, constructor_args
 
 
 class _ConvLayer(nn.Module):

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from scpc.errors import ScpcError
-from scpc.models.encoders import CausalSelfAttentionEncoder, frame_mask, utterance_cmvn
+from scpc.masks import frame_mask, utterance_cmvn
+from scpc.models.encoders import CausalSelfAttentionEncoder
 
 
 class BestRqOutput(NamedTuple):

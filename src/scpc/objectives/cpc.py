@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from scpc.errors import ScpcError
+from scpc.masks import frame_mask
 from scpc.models import CausalSelfAttentionEncoder
-from scpc.models.encoders import frame_mask
 
 
 class CpcOutput(NamedTuple):

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from scpc.errors import ScpcError
-from scpc.models.encoders import frame_mask
+from scpc.masks import frame_mask
 
 
 class ReconstructionOutput(NamedTuple):

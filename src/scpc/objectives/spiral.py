@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from scpc.errors import ScpcError
-from scpc.models.encoders import frame_mask
+from scpc.masks import frame_mask
 
 
 class SpiralOutput(NamedTuple):

@@ -9,6 +9,7 @@ from torch import nn
 
 from scpc.config import Config
 from scpc.errors import ScpcError
+from scpc.masks import frame_mask
 from scpc.models.encoders import (
     CausalConvEncoder,
     CausalSelfAttentionEncoder,
@@ -20,7 +21,6 @@ from scpc.models.encoders import (
     RecurrentEncoder,
     SelfAttentionEncoder,
     UtteranceCmvnEncoder,
-    frame_mask,
 )
 from scpc.models.spiral import SpiralEncoder
 from scpc.objectives.bestrq import BestRqLoss

@@ -20,78 +20,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
 from scpc.data.datadir import DataDir
 from scpc.downstream.data import data_examples
 from scpc.downstream.task import Example, Task
-from scpc.downstream.tasks.pr import BLANK, ctc_loss
+from scpc.downstream.tasks.pr import BLANK
 from scpc.errors import ScpcError
 from scpc.eval.ctc_decode import beam_search, greedy_decode, tokens_to_words
 from scpc.eval.metrics import char_error_rate, word_error_rate
+from scpc.nn.ctc import BiLSTMCTC, ctc_loss
 
 DELIMITER = "|"
-
-
-def reverse_padded(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-    """(B, T, C) with each utterance's first ``lens`` frames in reverse order (padding kept)."""
-    b, t = x.shape[:2]
-    idx = torch.arange(t, device=x.device)[None].expand(b, t)
-    rev = lens.to(x.device)[:, None] - 1 - idx
-    idx = torch.where(rev >= 0, rev, idx)
-    return x.gather(1, idx[..., None].expand_as(x))
-
-
-class BiLSTM(nn.Module):
-    """A bidirectional LSTM layer over padded batches, exact on each utterance's frames.
-
-    The backward direction runs on each utterance reversed within its length. This equals a
-    packed bidirectional LSTM, and on CPUs trains about 20x faster: torch's packed LSTM has
-    no fused backward there."""
-
-    def __init__(self, input_dim: int, hidden: int) -> None:
-        super().__init__()
-        self.forward_lstm = nn.LSTM(input_dim, hidden, batch_first=True)
-        self.backward_lstm = nn.LSTM(input_dim, hidden, batch_first=True)
-
-    def forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, enabled=False):  # LSTMs in float32 under AMP
-            return self._forward(x.float(), lens)
-
-    def _forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-        fw, _ = self.forward_lstm(x)
-        bw, _ = self.backward_lstm(reverse_padded(x, lens))
-        return torch.cat([fw, reverse_padded(bw, lens)], -1)
-
-
-class BiLSTMCTC(nn.Module):
-    """Projection (unless ``project_dim`` is None), stacked BiLSTMs (dropout after each),
-    linear output: log-probabilities."""
-
-    def __init__(
-        self,
-        input_dim: int,
-        vocab_size: int,
-        project_dim: int | None = 1024,
-        hidden: list[int] | tuple[int, ...] = (1024, 1024),
-        dropout: float = 0.2,
-    ) -> None:
-        super().__init__()
-        self.project = nn.Identity() if project_dim is None else nn.Linear(input_dim, project_dim)
-        self.rnns = nn.ModuleList()
-        size = input_dim if project_dim is None else project_dim
-        for h in hidden:
-            self.rnns.append(BiLSTM(size, h))
-            size = 2 * h
-        self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(size, vocab_size)
-
-    def forward(self, feats: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-        x = self.project(feats)
-        for rnn in self.rnns:
-            x = self.dropout(rnn(x, lens))
-        return torch.log_softmax(self.out(x).float(), -1)
 
 
 class SpeechRecognition(Task):

@@ -33,7 +33,6 @@ from torch import nn
 from scpc.audio import SAMPLE_RATE
 from scpc.data import datadir as dd
 from scpc.downstream.data import data_examples
-from scpc.downstream.heads import AMSoftmax, XVector
 from scpc.downstream.task import Example, Task
 from scpc.downstream.tasks.sid import random_crop
 from scpc.downstream.tasks.speaker import (
@@ -44,6 +43,7 @@ from scpc.downstream.tasks.speaker import (
 )
 from scpc.errors import ScpcError
 from scpc.eval.metrics import equal_error_rate
+from scpc.nn.heads import AMSoftmax, XVector
 
 Trial = tuple[str, str, bool]  # enrolment utterance, test utterance, same speaker
 

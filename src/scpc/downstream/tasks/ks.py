@@ -26,7 +26,6 @@ from torch import nn
 
 from scpc.data.speech_commands import COMMANDS, SILENCE, UNKNOWN
 from scpc.downstream.data import data_examples
-from scpc.downstream.heads import UtteranceClassifier
 from scpc.downstream.task import Example
 from scpc.downstream.tasks.speaker import (
     check_splits,
@@ -34,6 +33,7 @@ from scpc.downstream.tasks.speaker import (
     with_targets,
 )
 from scpc.downstream.tasks.utterance import UtteranceClassification
+from scpc.nn.heads import UtteranceClassifier
 
 CLASSES: tuple[str, ...] = (*COMMANDS, UNKNOWN, SILENCE)
 

@@ -31,8 +31,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from scpc.data.alignment import SILENCE
@@ -42,6 +40,7 @@ from scpc.downstream.task import Example, Task
 from scpc.errors import ScpcError
 from scpc.eval.ctc_decode import greedy_decode
 from scpc.eval.metrics import edit_ops, error_rate
+from scpc.nn.ctc import LinearCTC, ctc_loss
 
 BLANK = "<blank>"
 
@@ -98,35 +97,6 @@ def text_to_phones(
             phones += pron
         out[utt] = phones
     return out
-
-
-class LinearCTC(nn.Module):
-    """``Linear(input, project_dim)`` then ``Linear(project_dim, vocab)``: log-probabilities."""
-
-    def __init__(self, input_dim: int, vocab_size: int, project_dim: int | None = 256) -> None:
-        super().__init__()
-        self.project = nn.Linear(input_dim, project_dim) if project_dim else nn.Identity()
-        self.out = nn.Linear(project_dim or input_dim, vocab_size)
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return F.log_softmax(self.out(self.project(feats)).float(), -1)
-
-
-def ctc_loss(
-    logprobs: torch.Tensor, lens: torch.Tensor, targets: Sequence[Sequence[int]], blank: int = 0
-):
-    """Mean CTC loss (per target token, as torch's 'mean'); impossible alignments (more
-    targets than frames) count as zero."""
-    target_lens = torch.tensor([len(t) for t in targets], dtype=torch.long)
-    flat = torch.tensor([x for t in targets for x in t], dtype=torch.long)
-    return F.ctc_loss(
-        logprobs.transpose(0, 1),
-        flat.to(logprobs.device),
-        lens.to(logprobs.device),
-        target_lens.to(logprobs.device),
-        blank=blank,
-        zero_infinity=True,
-    )
 
 
 class PhoneRecognition(Task):

@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from scpc.downstream.data import data_examples
-from scpc.downstream.heads import UtteranceClassifier
 from scpc.downstream.task import Example
 from scpc.downstream.tasks.speaker import (
     check_splits,
@@ -25,6 +24,7 @@ from scpc.downstream.tasks.speaker import (
     with_targets,
 )
 from scpc.downstream.tasks.utterance import UtteranceClassification
+from scpc.nn.heads import UtteranceClassifier
 
 
 def random_crop(wav: torch.Tensor, max_samples: int | None, rng: torch.Generator) -> torch.Tensor:

@@ -26,11 +26,12 @@ from torch import nn
 
 from scpc.data import datadir as dd
 from scpc.downstream.data import data_examples
-from scpc.downstream.heads import UtteranceClassifier, length_mask
 from scpc.downstream.task import Example, Task
 from scpc.downstream.tasks.utterance import UtteranceClassification
 from scpc.errors import ScpcError
 from scpc.eval.metrics import accuracy
+from scpc.masks import frame_mask
+from scpc.nn.heads import UtteranceClassifier
 
 
 def check_splits(task: str, data: dict[str, str], needed: Sequence[str]) -> None:
@@ -145,7 +146,7 @@ class SpeakerFrame(_SpeakerProbe):
     def loss(
         self, head: nn.Module, feats: torch.Tensor, lens: torch.Tensor, examples: list[Example]
     ) -> torch.Tensor:
-        mask = length_mask(lens, feats.shape[1])
+        mask = frame_mask(lens, feats.shape[1])
         target = torch.tensor([ex.target for ex in examples], device=feats.device)
         frames_target = target[:, None].expand(mask.shape)
         return F.cross_entropy(head(feats)[mask].float(), frames_target[mask])

@@ -13,19 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scpc.masks import frame_mask
+
 # (context, dilation) of the five frame layers of the x-vector (Snyder et al. 2018; s3prl)
 XVECTOR_LAYERS: tuple[tuple[int, int], ...] = ((5, 1), (3, 2), (3, 3), (1, 1), (1, 1))
-
-
-def length_mask(lens: torch.Tensor, max_len: int) -> torch.Tensor:
-    """(B, max_len) bool, True on valid frames."""
-    return torch.arange(max_len, device=lens.device)[None, :] < lens[:, None]
 
 
 def mean_pool(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
     """(B, T, C) -> (B, C) float32: the mean over the first ``lens[b]`` frames."""
     x = x.float()  # sums of many half-precision frames overflow
-    mask = length_mask(lens, x.shape[1]).unsqueeze(-1).to(x.dtype)
+    mask = frame_mask(lens, x.shape[1]).unsqueeze(-1).to(x.dtype)
     count = lens.clamp_min(1).to(x.dtype).unsqueeze(-1)
     return (x * mask).sum(1) / count
 
@@ -37,7 +34,7 @@ def stats_pool(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
     frame gives 0 rather than NaN.
     """
     x = x.float()  # squares of half-precision frames overflow
-    mask = length_mask(lens, x.shape[1]).unsqueeze(-1).to(x.dtype)
+    mask = frame_mask(lens, x.shape[1]).unsqueeze(-1).to(x.dtype)
     mean = mean_pool(x, lens)
     centred = (x - mean.unsqueeze(1)) * mask
     denom = (lens - 1).clamp_min(1).to(x.dtype).unsqueeze(-1)
@@ -116,7 +113,7 @@ class XVector(nn.Module):
         whole receptive field lies inside the utterance (at least one frame per utterance)."""
         # an utterance shorter than the receptive field gets one output frame, which sees
         # zero frames past its end whatever the batch's padding holds
-        feats = feats * length_mask(lens, feats.shape[1]).unsqueeze(-1).to(feats.dtype)
+        feats = feats * frame_mask(lens, feats.shape[1]).unsqueeze(-1).to(feats.dtype)
         short = self.receptive_field - feats.shape[1]
         if short > 0:
             feats = F.pad(feats, (0, 0, 0, short))
