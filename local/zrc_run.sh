@@ -103,8 +103,6 @@ entries=()
 for system in "${systems[@]}"; do
   name=${system%%:*}; ckpt=${system#*:}
   opts=(); [ $name != $tag ] || opts=("${pca_opt[@]}")
-  # item times map to frames at the model's own rate (80 ms for SPIRAL, not 10 ms)
-  frame_shift=$(scpc-info $ckpt | awk '$1 == "downsampling_factor" {print $2 / 16000}')
   if [ $set = abxLS ]; then
     missing=$(for part in $parts; do [ -f $abx/$name.$part.csv ] || echo $part; done)
     [ -z "$missing" ] || zrc_score $name $ckpt "${opts[@]}"
@@ -116,8 +114,9 @@ for system in "${systems[@]}"; do
         { echo "$0: zrc gave no $part scores for $name (see $abx/submission/$name/scores)" >&2; exit 1; }
       reps=$abx/reps/$name/$part
       steps/make_reps.sh --nj $nj --cmd "$train_cmd" --a2r-opts "${opts[*]}" $data/$part/wav.scp $ckpt $reps
+      # --checkpoint: item times map to frames at the model's own rate (80 ms for SPIRAL)
       $decode_cmd $abx/log/abx.$name.$part.log \
-        scpc-abx --distance $distance --frame-shift $frame_shift --out $scores $reps $data/$part/abx.item
+        scpc-abx --distance $distance --checkpoint $ckpt --out $scores $reps $data/$part/abx.item
       rm -r $reps  # representations are cheap to remake and large on real sets
     fi
     entries+=("$name:$part:$scores")

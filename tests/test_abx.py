@@ -237,7 +237,7 @@ def test_cli_table_csv_and_one_line_errors(tmp_path, capsys):
     feat_dir, item_file = synthetic(tmp_path, np.random.default_rng(7), phone_vectors=True)
     out = tmp_path / "out" / "scores.csv"
     args = [str(feat_dir), str(item_file), "--device", "cpu", "--out", str(out)]
-    assert cli.main(args) == 0
+    assert cli.main([*args, "--frame-shift", "0.01"]) == 0
     printed = capsys.readouterr().out
     assert "abx_error_pct" in printed and "across" in printed
     rows = list(csv.DictReader(out.open()))
@@ -249,10 +249,33 @@ def test_cli_table_csv_and_one_line_errors(tmp_path, capsys):
     ]
     assert all(float(r["abx_error_pct"]) == 0.0 for r in rows)
     with pytest.raises(SystemExit) as e:
-        cli.run(cli.main, [str(tmp_path / "nope"), str(item_file)])
+        cli.run(cli.main, [str(tmp_path / "nope"), str(item_file), "--frame-shift", "0.01"])
     assert e.value.code == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "not a directory" in err
+
+
+def test_cli_frame_shift_comes_from_the_checkpoint_or_is_an_error(tmp_path, capsys):
+    from scpc.cli import init
+
+    feat_dir, item_file = synthetic(tmp_path, np.random.default_rng(7), phone_vectors=True)
+    args = [str(feat_dir), str(item_file), "--device", "cpu"]
+    with pytest.raises(SystemExit) as e:  # no silent 10 ms default
+        cli.run(cli.main, args)
+    assert e.value.code == 1
+    assert "pass --checkpoint" in capsys.readouterr().err
+    ckpt = tmp_path / "fbank.ckpt"  # 10 ms frames, as --frame-shift 0.01
+    assert init.main(["frontend", str(ROOT / "conf/feats/fbank-41.json"), str(ckpt)]) == 0
+    out = {}
+    for name, extra in (
+        ("ckpt", ["--checkpoint", str(ckpt)]),
+        ("given", ["--frame-shift", "0.01"]),
+    ):
+        out[name] = tmp_path / f"{name}.csv"
+        assert cli.main([*args, *extra, "--out", str(out[name])]) == 0
+    assert out["ckpt"].read_text() == out["given"].read_text()
+    with pytest.raises(ScpcError, match="no item covers"):  # 80 ms frames: items fall outside
+        cli.main([*args, "--frame-shift", "0.08"])
 
 
 # ----------------------------------------------------------------------------- zrc_abx2

@@ -8,68 +8,41 @@ item file (searched recursively). ITEM_FILE has the header
 in seconds. The protocol, sampling and scores are zerospeech-libriabx2's (see scpc.eval.abx);
 the DTW runs batched in torch, on a GPU when there is one (--device auto).
 
+Item times map to frames at the features' own rate: --checkpoint CKPT reads it from the
+model they came from (10 ms for most, 80 ms for SPIRAL), --frame-shift SECONDS gives it.
+
 Prints one row per condition (ABX error in %) and writes them to --out as CSV.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 
-import torch
-
+from scpc.audio import SAMPLE_RATE
 from scpc.cli.common import run
 from scpc.errors import ScpcError
 from scpc.eval import abx
-from scpc.io import atomic_write
-from scpc.tables import aligned
-
-COLUMNS = (
-    "speaker_mode",
-    "context_mode",
-    "distance",
-    "abx_error_pct",
-    "phone_pairs",
-    "groups",
-    "triplets",
-    "dtw",
-)
-NUMERIC = COLUMNS[3:]
+from scpc.models.checkpoint import read_downsampling_factor
+from scpc.models.inference import resolve_device
 
 
 def _modes(value: str, choices: tuple[str, ...]) -> tuple[str, ...]:
     return choices if value == "all" else (value,)
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        torch.device(name)
-    except RuntimeError:
-        raise ScpcError(f"unknown device {name!r}; use cpu, cuda[:N] or auto") from None
-    return name
-
-
-def rows(result: abx.AbxResult) -> list[dict[str, str]]:
-    return [
-        {
-            "speaker_mode": s.speaker_mode,
-            "context_mode": s.context_mode,
-            "distance": result.distance,
-            "abx_error_pct": f"{100 * s.error:.4f}",
-            "phone_pairs": str(s.num_pairs),
-            "groups": str(s.num_groups),
-            "triplets": str(s.num_triplets),
-            "dtw": str(s.num_dtw),
-        }
-        for s in result.scores
-    ]
-
-
-def format_table(table: list[dict[str, str]]) -> str:
-    return aligned(
-        COLUMNS, [[r[c] for c in COLUMNS] for r in table], left=len(COLUMNS) - len(NUMERIC)
+def _frame_shift(seconds: float | None, checkpoint: str | None, feat_dir: str) -> float:
+    """Seconds per frame: given, or the checkpoint's; guessing one would misplace every item."""
+    if seconds is not None and checkpoint is not None:
+        raise ScpcError("give --frame-shift or --checkpoint, not both")
+    if seconds is not None:
+        if not seconds > 0:
+            raise ScpcError(f"--frame-shift must be positive, not {seconds}")
+        return seconds
+    if checkpoint is not None:
+        return read_downsampling_factor(checkpoint) / SAMPLE_RATE
+    raise ScpcError(
+        f"{feat_dir}: the frame rate of these features is not known; pass --checkpoint with the "
+        "best.ckpt they came from, or --frame-shift SECONDS"
     )
 
 
@@ -101,11 +74,19 @@ def main(argv: list[str] | None = None) -> int:
         "--seed", type=int, default=abx.SEED, help=f"sampling seed (default: {abx.SEED})"
     )
     p.add_argument(
-        "--frame-shift", type=float, default=0.01, help="seconds per frame (default: 0.01)"
+        "--frame-shift",
+        type=float,
+        help="seconds per frame of the features (default: from --checkpoint)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        metavar="CKPT",
+        help="the best.ckpt the features came from: its downsampling factor gives the frame shift",
     )
     p.add_argument("--device", default="auto", help="cpu, cuda[:N] or auto (default)")
     p.add_argument("--out", help="CSV file of the scores (written atomically)")
     args = p.parse_args(argv)
+    frame_shift = _frame_shift(args.frame_shift, args.checkpoint, args.feat_dir)
     result = abx.score_abx(
         args.feat_dir,
         args.item_file,
@@ -115,20 +96,17 @@ def main(argv: list[str] | None = None) -> int:
         max_size_group=args.max_size_group,
         max_x_across=args.max_x_across,
         seed=args.seed,
-        frame_shift=args.frame_shift,
-        device=_device(args.device),
+        frame_shift=frame_shift,
+        device=resolve_device(args.device),
     )
-    table = rows(result)
+    table = abx.score_rows(result)
     print(
         f"# {result.num_items} items ({result.num_dropped} of {result.num_lines} dropped: "
         f"no frame), distance {result.distance}"
     )
-    print(format_table(table), end="")
+    print(abx.format_scores(table), end="")
     if args.out:
-        with atomic_write(args.out) as f:
-            w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-            w.writeheader()
-            w.writerows(table)
+        abx.write_scores(args.out, table)
     return 0
 
 

@@ -24,6 +24,7 @@ item file, so a score does not depend on the directory listing order.
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import random
@@ -37,6 +38,8 @@ import torch
 
 from scpc.data.alignment import Item, read_items
 from scpc.errors import ScpcError
+from scpc.io import atomic_write
+from scpc.tables import aligned
 
 SPEAKER_MODES = ("within", "across")
 CONTEXT_MODES = ("within", "any")
@@ -533,3 +536,51 @@ def score_abx(
         for s in speaker_modes
     ]
     return AbxResult(scores, distance, items.num_lines, len(items), items.num_dropped)
+
+
+# ---------------------------------------------------------------------------- score files
+
+SCORE_COLUMNS = (
+    "speaker_mode",
+    "context_mode",
+    "distance",
+    "abx_error_pct",
+    "phone_pairs",
+    "groups",
+    "triplets",
+    "dtw",
+)
+NUMERIC_COLUMNS = SCORE_COLUMNS[3:]
+
+
+def score_rows(result: AbxResult) -> list[dict[str, str]]:
+    """One row of :data:`SCORE_COLUMNS` per condition, as scpc-abx prints and writes them."""
+    return [
+        {
+            "speaker_mode": s.speaker_mode,
+            "context_mode": s.context_mode,
+            "distance": result.distance,
+            "abx_error_pct": f"{100 * s.error:.4f}",
+            "phone_pairs": str(s.num_pairs),
+            "groups": str(s.num_groups),
+            "triplets": str(s.num_triplets),
+            "dtw": str(s.num_dtw),
+        }
+        for s in result.scores
+    ]
+
+
+def format_scores(rows: list[dict[str, str]]) -> str:
+    return aligned(
+        SCORE_COLUMNS,
+        [[r[c] for c in SCORE_COLUMNS] for r in rows],
+        left=len(SCORE_COLUMNS) - len(NUMERIC_COLUMNS),
+    )
+
+
+def write_scores(path: str | os.PathLike, rows: list[dict[str, str]]) -> None:
+    """A score CSV (columns missing from ``rows`` left empty), written atomically."""
+    with atomic_write(path) as f:
+        w = csv.DictWriter(f, fieldnames=SCORE_COLUMNS, restval="", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)

@@ -200,8 +200,6 @@ def convert_scores(
     submission: str | os.PathLike, system: str, out_dir: str | os.PathLike, distance: str
 ) -> list[Path]:
     """Write <out_dir>/<system>.<subset>.csv in scpc-abx's columns; their paths."""
-    from scpc.cli.abx import COLUMNS
-
     by_subset: dict[str, list[dict[str, str]]] = {}
     for row in read_zrc_scores(submission):
         try:
@@ -219,10 +217,7 @@ def convert_scores(
     written = []
     for subset, rows in sorted(by_subset.items()):
         path = Path(out_dir) / f"{system}.{subset}.csv"
-        with atomic_write(path) as f:
-            w = csv.DictWriter(f, COLUMNS, restval="")
-            w.writeheader()
-            w.writerows(rows)
+        abx.write_scores(path, rows)
         written.append(path)
     return written
 

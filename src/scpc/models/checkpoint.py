@@ -92,11 +92,10 @@ class InferenceModel(nn.Module):
         )
 
 
-def load_inference_checkpoint(
+def read_checkpoint(
     path: str | os.PathLike, map_location: str | torch.device = "cpu"
-) -> InferenceModel:
-    from scpc.frontend import frontend_from_config
-
+) -> dict[str, Any]:
+    """The stored payload of a best.ckpt, checked to be one."""
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
@@ -111,6 +110,20 @@ def load_inference_checkpoint(
             f"{path}: not an scpc inference checkpoint (best.ckpt); last.ckpt holds training "
             "state and is read by scpc-train only"
         )
+    return payload
+
+
+def read_downsampling_factor(path: str | os.PathLike) -> int:
+    """Audio samples per output frame of a best.ckpt, without building its model."""
+    return int(read_checkpoint(path)["downsampling_factor"])
+
+
+def load_inference_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> InferenceModel:
+    from scpc.frontend import frontend_from_config
+
+    payload = read_checkpoint(path, map_location)
     encoder = encoder_from_json(payload["encoder"])
     try:
         encoder.load_state_dict(payload["state_dict"])
