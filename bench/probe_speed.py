@@ -21,9 +21,10 @@ import torch
 from benchlib import ROOT, ensure_mini_data, load_average, peak_rss_gb, print_table
 
 from scpc.cli.init import main as init_main
+from scpc.downstream.config import load_config
 from scpc.downstream.data import durations
 from scpc.downstream.tasks import make_task
-from scpc.downstream.trainer import SuperbTrainer, load_config
+from scpc.downstream.trainer import SuperbTrainer
 
 
 def upstreams(work: Path, model: str) -> dict[str, Path]:
@@ -46,9 +47,9 @@ def trainer(task: str, upstream: Path, data: Path, out: Path, steps: int, cache:
         "train.device": "cpu",
         "train.cache": cache,
         "train.max_steps": 10**6,
-        "train.eval_every": 10**6,
-        "train.save_every": 10**6,
-        "train.log_every": steps,
+        "train.eval_every_steps": 10**6,
+        "train.checkpoint_every_steps": 10**6,
+        "train.log_every_steps": steps,
     }
     cfg = load_config(ROOT / "conf" / f"superb.{task}.mini.yaml", t, overrides)
     return SuperbTrainer(t, cfg, upstream, out, quiet=True)

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from scpc.baseline import bpe, config, data, decode, lm, model
-from scpc.baseline.train import PhaseTrainer
+from scpc.baseline.train import PhaseTrainer, trained_config, upgrade_state
+from scpc.config import dump
 from scpc.errors import ScpcError, StoppedBySignal
 from scpc.eval.ctc_decode import greedy_decode, tokens_to_words
 from scpc.eval.ngram import NgramLM
@@ -80,6 +81,27 @@ def test_config_freezes_the_model_but_not_the_decoding(tmp_path):
     src.write_text("model: {hiden_size: 3}\n")
     with pytest.raises(ScpcError, match="unknown config key model.hiden_size"):
         config.load(src)
+
+
+def test_a_config_frozen_with_old_key_names_still_matches(tmp_path, capsys):
+    """train.clip and train.save_every were renamed; a baseline frozen with them goes on."""
+    src = tmp_path / "c.yaml"
+    src.write_text("train: {grad_clip_norm: 2.0, checkpoint_every_steps: 7}\n")
+    cfg = config.load(src)
+    frozen = tmp_path / "bl" / "config.yaml"
+    old_text = dump(cfg).replace("grad_clip_norm:", "clip:")
+    frozen.parent.mkdir()
+    frozen.write_text(old_text.replace("checkpoint_every_steps:", "save_every:"))
+    assert config.read_frozen(tmp_path / "bl") == cfg
+    assert "train.clip is deprecated; it is read as train.grad_clip_norm" in capsys.readouterr().err
+    assert config.freeze(cfg, frozen) == cfg  # not refused; rewritten under the new names
+    assert "grad_clip_norm: 2.0" in frozen.read_text()
+    # a last.ckpt saved before the rename resumes: its config compares as the current one
+    saved = trained_config(cfg).replace("grad_clip_norm:", "clip:")
+    saved = saved.replace("checkpoint_every_steps:", "save_every:")
+    assert "clip: 2.0" in saved and upgrade_state({"config": saved})["config"] == trained_config(
+        cfg
+    )
 
 
 # ---------------------------------------------------------------------------- data
@@ -162,7 +184,12 @@ def test_model_normalises_with_its_statistics_and_saves_them(tmp_path):
 def tiny_config(**phase):
     raw = {
         "model": {"hidden_size": 8, "num_layers": 1},
-        "train": {"batch_size": 4, "eval_batch_size": 4, "save_every": 1, "device": "cpu"},
+        "train": {
+            "batch_size": 4,
+            "eval_batch_size": 4,
+            "checkpoint_every_steps": 1,
+            "device": "cpu",
+        },
         "short": {"utterances": 6, "max_epochs": 2, "learning_rate": 0.01},
         "full": {"max_epochs": 2, "learning_rate": 0.01, **phase},
         "specaug": {"time_warp": 2, "max_time_mask": 3},

@@ -16,7 +16,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from scpc import config as model_config
 from scpc.cli.init import main as init_main
 from scpc.data.datadir import copy_filtered, select_utterances
+from scpc.downstream.config import load_config
 from scpc.downstream.data import FeatureCache, pad_hidden, upstream_key
+from scpc.downstream.probe import load_probe_file
 from scpc.downstream.task import Example
 from scpc.downstream.tasks import TASKS, make_task, task_class
 from scpc.downstream.tasks.asr import SpeechRecognition
@@ -27,7 +29,7 @@ from scpc.downstream.tasks.pr import (
     read_lexicon,
     text_to_phones,
 )
-from scpc.downstream.trainer import SuperbTrainer, load_config, load_probe_file
+from scpc.downstream.trainer import SuperbTrainer
 from scpc.downstream.upstream import Featurizer, Upstream, select_layers
 from scpc.errors import ScpcError, StoppedBySignal
 from scpc.frontend import load_frontend_config
@@ -327,10 +329,29 @@ def test_config_unknown_key_and_bad_choice_are_errors_naming_the_file(tmp_path):
     bad.write_text("train: {optimizer: adagrad}\n")
     with pytest.raises(ScpcError, match="train.optimizer must be one of"):
         load_config(bad, make_task("pr"))
-    bad.write_text("train: {lr: 1e-3}\n")  # YAML 1.1 reads this as a string
-    assert load_config(bad, make_task("pr"))["train"]["lr"] == 0.001
-    cfg = load_config(ROOT / "conf" / "superb.pr.yaml", make_task("pr"), {"train.lr": 0.5})
-    assert cfg["train"]["lr"] == 0.5 and cfg["train"]["accumulate"] == 2
+    bad.write_text("train: {learning_rate: 1e-3}\n")  # YAML 1.1 reads this as a string
+    assert load_config(bad, make_task("pr"))["train"]["learning_rate"] == 0.001
+    overrides = {"train.learning_rate": 0.5}
+    cfg = load_config(ROOT / "conf" / "superb.pr.yaml", make_task("pr"), overrides)
+    assert cfg["train"]["learning_rate"] == 0.5 and cfg["train"]["accumulate_grad_batches"] == 2
+
+
+def test_config_old_key_names_are_read_with_a_notice(tmp_path, capsys):
+    """Configs frozen before the keys took the names every trainer uses still load."""
+    old = tmp_path / "old.yaml"
+    old.write_text("train: {lr: 0.02, clip: 5.0, accumulate: 3, eval_every: 7, save_every: 9}\n")
+    cfg = load_config(old, make_task("pr"), {"train.log_every": 4})
+    t = cfg["train"]
+    assert (t["learning_rate"], t["grad_clip_norm"], t["accumulate_grad_batches"]) == (0.02, 5.0, 3)
+    assert (t["eval_every_steps"], t["checkpoint_every_steps"], t["log_every_steps"]) == (7, 9, 4)
+    assert not {"lr", "clip", "accumulate", "eval_every", "save_every", "log_every"} & set(t)
+    err = capsys.readouterr().err.splitlines()
+    assert f"{old}: train.lr is deprecated; it is read as train.learning_rate" in err
+    assert len([line for line in err if "train.clip is deprecated" in line]) == 1
+    both = tmp_path / "both.yaml"
+    both.write_text("train: {lr: 0.02, learning_rate: 0.01}\n")
+    with pytest.raises(ScpcError, match="train.lr and train.learning_rate are one key"):
+        load_config(both, make_task("pr"))
 
 
 # ---------------------------------------------------------------------------- the trainer
@@ -355,12 +376,12 @@ def fbank41(tmp_path_factory):
 
 def small_config(tmp_path, data, task="phone_linear", **train):
     t = {
-        "lr": 0.01,
+        "learning_rate": 0.01,
         "batch_size": 4,
         "max_steps": 6,
-        "eval_every": 2,
-        "log_every": 1,
-        "save_every": 1,
+        "eval_every_steps": 2,
+        "log_every_steps": 1,
+        "checkpoint_every_steps": 1,
         "eval_batch_size": 2,
         **train,
     }
@@ -440,4 +461,4 @@ def test_resume_refuses_a_changed_config(tmp_path, small_data, fbank41):
     cfg = small_config(tmp_path, small_data)
     trainer(cfg, fbank41, tmp_path / "run").fit(until=1)
     with pytest.raises(ScpcError, match="saved with another config"):
-        trainer(cfg, fbank41, tmp_path / "run", **{"train.lr": 0.5}).fit()
+        trainer(cfg, fbank41, tmp_path / "run", **{"train.learning_rate": 0.5}).fit()

@@ -67,7 +67,7 @@ def test_layer_option_and_finetuning_through_the_cli(tmp_path, small_data, tiny_
     superb.main([*args, "--out", str(tmp_path / "ft"), "--finetune", "--lr", "0.001"])
     r = json.loads((tmp_path / "ft" / "results.json").read_text())
     assert r["finetune"] is True and r["lr"] == 0.001
-    from scpc.downstream.trainer import load_probe_file
+    from scpc.downstream.probe import load_probe_file
 
     assert load_probe_file(tmp_path / "ft" / "dev-best.ckpt")["upstream"] is not None
 

@@ -14,13 +14,14 @@ import torch.nn.functional as F
 
 from scpc.cli.init import main as init_main
 from scpc.data.datadir import copy_filtered, read_table, select_utterances, utt2spk_to_spk2utt
+from scpc.downstream.config import load_config
 from scpc.downstream.task import Example
 from scpc.downstream.tasks import make_task
 from scpc.downstream.tasks.asv import SpeakerVerification, cosine_scores, min_dcf, read_trials
 from scpc.downstream.tasks.ks import CLASSES
 from scpc.downstream.tasks.sid import SpeakerIdentification
 from scpc.downstream.tasks.speaker import split_utterances
-from scpc.downstream.trainer import SuperbTrainer, load_config
+from scpc.downstream.trainer import SuperbTrainer
 from scpc.errors import ScpcError
 from scpc.eval.metrics import equal_error_rate
 from scpc.nn.heads import (
@@ -416,9 +417,9 @@ def test_tiny_end_to_end_run_on_the_mini_data(name, tiny_data, fbank_upstream, t
     overrides.update(
         {
             "train.max_steps": 2,
-            "train.eval_every": 2,
+            "train.eval_every_steps": 2,
             "train.batch_size": 4,
-            "train.accumulate": 1,
+            "train.accumulate_grad_batches": 1,
             "train.device": "cpu",
             "train.cache": "memory",
         }

@@ -14,6 +14,7 @@ import contextlib
 import copy
 import difflib
 import os
+import sys
 from typing import Any
 
 import yaml
@@ -246,6 +247,40 @@ def set_dotted(raw: Config, dotted: str, value: Any) -> None:
         if not isinstance(node, dict):
             raise ScpcError(f"{dotted}: {key} is not a section")
     node[last] = value
+
+
+_NOTICED: set[tuple[str, str]] = set()  # (source, old key): one notice per process
+
+
+def rename_deprecated(
+    raw: Config, renames: dict[str, str], source: str, notice: bool = True
+) -> Config:
+    """A copy of ``raw`` with old spellings of keys (dotted, ``renames`` maps old to new) moved
+    to their current names, so configs frozen by an older scpc keep working; each old key
+    found gets a one-line notice on stderr. Both spellings at once are an error."""
+    raw = copy.deepcopy(raw)
+    for old, new in renames.items():
+        *parents, last = old.split(".")
+        node = raw
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or last not in node:
+            continue
+        new_last = new.split(".")[-1]
+        if new_last in node:
+            raise ScpcError(f"{source}: {old} and {new} are one key; keep {new} only")
+        items = list(node.items())  # renamed in place: a dump keeps its key order
+        node.clear()
+        node.update((new_last if k == last else k, v) for k, v in items)
+        if notice and (source, old) not in _NOTICED:
+            _NOTICED.add((source, old))
+            print(f"{source}: {old} is deprecated; it is read as {new}", file=sys.stderr)
+    return raw
+
+
+def upgrade_dump(text: str, renames: dict[str, str]) -> str:
+    """A config dumped by an older scpc (in a training state), with current key names."""
+    return dump(rename_deprecated(yaml.safe_load(text), renames, "", notice=False))
 
 
 def yaml_floats(raw: Config, defaults: Config) -> Config:

@@ -31,8 +31,10 @@ def progress_bar(
     initial: int = 0,
     disable: bool = False,
     leave: bool = True,
+    **options: Any,
 ) -> tqdm:
-    """A tqdm bar on stderr (disabled when ``disable`` or :func:`quiet`)."""
+    """A tqdm bar on stderr (disabled when ``disable`` or :func:`quiet`); ``options`` go to
+    tqdm (``unit_scale``, ...)."""
     return tqdm(
         iterable,
         total=total,
@@ -44,6 +46,7 @@ def progress_bar(
         dynamic_ncols=True,
         mininterval=0.5 if sys.stderr.isatty() else 30.0,
         disable=disable or quiet(),
+        **options,
     )
 
 

@@ -19,11 +19,25 @@ import os
 from pathlib import Path
 from typing import Any
 
-from scpc.config import Config, diff, dump, merge, read_yaml, set_dotted, yaml_floats
+from scpc.config import (
+    Config,
+    diff,
+    dump,
+    merge,
+    read_yaml,
+    rename_deprecated,
+    set_dotted,
+    yaml_floats,
+)
 from scpc.errors import ScpcError
 from scpc.io import atomic_write
 
 PHASES = ("short", "full")
+# keys renamed to the spelling every trainer uses (old -> new); frozen configs may have the old
+RENAMED = {
+    "train.clip": "train.grad_clip_norm",
+    "train.save_every": "train.checkpoint_every_steps",
+}
 # sections that may change in a frozen config: how to decode, not what was trained
 DECODE_SECTIONS = ("decode", "lm")
 
@@ -42,18 +56,18 @@ DEFAULTS: Config = {
     "train": {
         "seed": 0,
         "device": "auto",  # auto | cpu | cuda | cuda:N
-        "batch_size": 32,  # utterances per step
+        "batch_size": 32,  # utterances per micro-batch (and step: no accumulation here)
         "eval_batch_size": 32,
         "optimizer": "adamw",  # adam | adamw | sgd
         "weight_decay": 0.01,
         "momentum": 0.9,  # sgd only
-        "clip": 0.0,  # gradient-norm clipping; 0: none (the reference clips nothing)
+        "grad_clip_norm": 0.0,  # clip the global gradient norm; 0 or null: none (as the reference)
         # an epoch counts as an improvement when the dev token error rate (%) falls by more
         # than this below the best so far (the reference's 0.001 as a fraction)
         "early_stopping_threshold": 0.1,
         "early_stopping_patience": 10,  # epochs without improvement before stopping
         "early_stopping_burn_in": 20,  # epochs before early stopping may stop
-        "save_every": 500,  # steps between writes of last.ckpt (and at every epoch's end)
+        "checkpoint_every_steps": 500,  # steps between writes of last.ckpt (and every epoch's end)
     },
     "short": {  # phase 1: the shortest utterances, from a random initialisation
         "utterances": 2000,  # the N shortest training utterances; null: all
@@ -95,7 +109,9 @@ CHOICES = {"optimizer": ("adam", "adamw", "sgd")}
 
 
 def complete(raw: Config, source: str) -> Config:
-    """``raw`` over :data:`DEFAULTS`, checked: unknown keys and wrong types are errors."""
+    """``raw`` over :data:`DEFAULTS`, checked: unknown keys and wrong types are errors; keys
+    under an older name (:data:`RENAMED`) are read under the current one."""
+    raw = rename_deprecated(raw, RENAMED, source)
     cfg = merge(DEFAULTS, yaml_floats(raw, DEFAULTS), source)
     t = cfg["train"]
     for key, choices in CHOICES.items():
@@ -103,7 +119,7 @@ def complete(raw: Config, source: str) -> Config:
             raise ScpcError(f"{source}: train.{key} must be one of {', '.join(choices)}")
     positive = [("bpe", "vocab_size"), ("model", "stack"), ("model", "hidden_size")]
     positive += [("model", "num_layers"), ("train", "batch_size"), ("train", "eval_batch_size")]
-    positive += [("train", "save_every"), ("decode", "beam"), ("decode", "batch_size")]
+    positive += [("train", "checkpoint_every_steps"), ("decode", "beam"), ("decode", "batch_size")]
     positive += [(p, "max_epochs") for p in PHASES]
     for section, key in positive:
         if cfg[section][key] < 1:

@@ -8,7 +8,6 @@ Kaldi data dir whose ``text`` names the utterances and their words. Every uttera
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +18,10 @@ from torch.nn.utils.rnn import pad_sequence
 from scpc.data.datadir import read_table
 from scpc.errors import ScpcError
 from scpc.io import load_torch
+from scpc.progress import progress_bar
 
 STATS_FORMAT = "scpc-baseline-mvn-1"
 MIN_STD = 1e-5  # a constant channel is centred, not blown up
-
-
-def quiet() -> bool:
-    return os.environ.get("SCPC_QUIET") == "1"
 
 
 def load_rep(path: str | os.PathLike) -> torch.Tensor:
@@ -94,19 +90,10 @@ class RepSet:
 def compute_stats(reps: RepSet) -> dict:
     """Per-channel mean and standard deviation over every frame of ``reps`` (float64
     accumulation), and each utterance's frame count (the short phase picks by it)."""
-    from tqdm import tqdm
-
     total = sq = None
     frames = 0
     lengths: dict[str, int] = {}
-    for utt, path in tqdm(
-        list(zip(reps.utts, reps.paths)),
-        desc="mvn",
-        unit="utt",
-        file=sys.stderr,
-        disable=quiet(),
-        mininterval=0.5 if sys.stderr.isatty() else 30,
-    ):
+    for utt, path in progress_bar(list(zip(reps.utts, reps.paths)), desc="mvn", unit="utt"):
         x = load_rep(path).double()
         if total is None:
             total, sq = (

@@ -31,12 +31,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from scpc.baseline.data import RepSet, quiet
+from scpc.baseline.data import RepSet
 from scpc.baseline.model import infer
 from scpc.errors import ScpcError
 from scpc.eval.ctc_decode import beam_search, greedy_decode, tokens_to_words
 from scpc.eval.metrics import char_error_rate, word_error_rate
 from scpc.io import atomic_write
+from scpc.progress import progress_bar
 from scpc.tables import aligned
 
 RESULTS = "results.json"
@@ -142,19 +143,10 @@ class Decoder:
 
     def hypotheses(self, reps: RepSet, settings: Sequence[Setting]) -> list[dict[str, str]]:
         """Per setting, utterance -> hypothesis words."""
-        from tqdm import tqdm
-
         if any(s.lm for s in settings) and self.lm is None:
             raise ScpcError("an LM setting without an LM")
         out: list[dict[str, str]] = [{} for _ in settings]
-        bar = tqdm(
-            total=len(reps),
-            desc=f"decode {reps.name}",
-            unit="utt",
-            file=sys.stderr,
-            disable=quiet(),
-            mininterval=0.5 if sys.stderr.isatty() else 30,
-        )
+        bar = progress_bar(total=len(reps), desc=f"decode {reps.name}", unit="utt")
         for idx, logp, lens in infer(self.model, reps, self.batch_size, self.device):
             jobs = [(logp[b, :n].numpy(), settings) for b, n in enumerate(lens.tolist())]
             if self.pool is not None:

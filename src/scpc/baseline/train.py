@@ -11,7 +11,7 @@ batches only, never evaluation) is on where the phase's ``specaug`` says so.
 
 Exact resumption: an epoch's batches depend on (seed, phase, epoch) only and each batch
 seeds dropout and SpecAugment from (seed, phase, epoch, batch); ``<bl>/<phase>/last.ckpt``
-(model, optimiser, position, running sums) is written every ``save_every`` steps and at
+(model, optimiser, position, running sums) is written every ``checkpoint_every_steps`` steps and at
 every epoch's end, so a run killed anywhere and started again takes the steps an
 uninterrupted run takes. ``<bl>/metrics.csv`` gets one row per epoch and phase,
 ``<bl>/curves.png`` plots it, ``<bl>/train.log`` logs it.
@@ -20,7 +20,6 @@ uninterrupted run takes. ``<bl>/metrics.csv`` gets one row per epoch and phase,
 from __future__ import annotations
 
 import copy
-import csv
 import hashlib
 import math
 import os
@@ -35,20 +34,22 @@ import torch
 
 from scpc.baseline import specaug
 from scpc.baseline.bpe import Tokenizer
-from scpc.baseline.config import PHASES, trained_part
-from scpc.baseline.data import RepSet, TrainItems, collate, quiet, shortest
+from scpc.baseline.config import PHASES, RENAMED, trained_part
+from scpc.baseline.data import RepSet, TrainItems, collate, shortest
 from scpc.baseline.model import BaselineModel, infer, load_model, save_model
-from scpc.config import Config, dump
+from scpc.config import Config, dump, upgrade_dump
 from scpc.data.batch_plan import epoch_plan
 from scpc.errors import ScpcError
 from scpc.eval.ctc_decode import greedy_decode
 from scpc.eval.metrics import error_rate
-from scpc.io import atomic_write, load_torch, save_torch
 from scpc.models.inference import resolve_device
 from scpc.nn.ctc import ctc_loss
-from scpc.train.loop import mix
-from scpc.train.metrics import save_figure
+from scpc.progress import progress_bar
+from scpc.train.metrics import Curve, MetricsLog, plot_curves
+from scpc.train.run_log import RunLog
 from scpc.train.schedule import make_optimizer
+from scpc.train.seeds import mix
+from scpc.train.state import TrainingState
 from scpc.train.stop_signals import StopSignals, stop_training
 
 STATE_FORMAT = "scpc-baseline-state-1"
@@ -139,39 +140,46 @@ class PhaseTrainer:
         )
         self.augment = specaug.from_config(cfg["specaug"]) if self.p["specaug"] else None
         self.progress = Progress()
+        self.state = TrainingState(
+            self.out / "last.ckpt", STATE_FORMAT, "an scpc-baseline training state"
+        )
+        self.metrics = MetricsLog(self.bl / "metrics.csv", COLUMNS)
+        self._run_log = RunLog(self.bl / "train.log", prefix=f"[{phase}] ")
         # what else a resumed run must share: the utterances and the BPE pieces
         ids = "\n".join([*self.train.utts, "", *tokenizer.vocab]).encode()
         self.train_id = hashlib.sha256(ids).hexdigest()[:16]
 
     # ----------------------------------------------------------------- state
-    def state_dict(self) -> dict:
-        return {
-            "format": STATE_FORMAT,
+    def _modules(self) -> dict:
+        return {"model": self.model, "optimizer": self.optimizer}
+
+    def save_last(self) -> None:
+        identity = {
             "phase": self.phase,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "progress": asdict(self.progress),
             "config": trained_config(self.cfg),
             "train_id": self.train_id,
         }
-
-    def save_last(self) -> None:
-        save_torch(self.state_dict(), self.out / "last.ckpt")
+        self.state.save(self._modules(), asdict(self.progress), identity, rng=False)
 
     def restore(self) -> bool:
-        path = self.out / "last.ckpt"
-        if not path.is_file():
+        saved = self.state.restore(
+            self._modules(),
+            {
+                "config": (
+                    trained_config(self.cfg),
+                    "saved with another config; move it away to start afresh",
+                ),
+                "train_id": (
+                    self.train_id,
+                    "saved with other training utterances or BPE pieces; move it away",
+                ),
+            },
+            self.device,
+            upgrade=upgrade_state,
+        )
+        if saved is None:
             return False
-        state = load_torch(path, STATE_FORMAT, "an scpc-baseline training state", self.device)
-        if state["config"] != trained_config(self.cfg):
-            raise ScpcError(f"{path}: saved with another config; move it away to start afresh")
-        if state["train_id"] != self.train_id:
-            raise ScpcError(
-                f"{path}: saved with other training utterances or BPE pieces; move it away"
-            )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.progress = Progress(**state["progress"])
+        self.progress = Progress(**saved)
         return True
 
     def initialise(self, init: str | os.PathLike) -> None:
@@ -184,30 +192,9 @@ class PhaseTrainer:
     # ----------------------------------------------------------------- logging
     def log(self, message: str) -> None:
         if self.log_file:
-            self.bl.mkdir(parents=True, exist_ok=True)
-            with open(self.bl / "train.log", "a") as f:
-                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [{self.phase}] {message}\n")
-        print(f"[{self.phase}] {message}", file=sys.stderr)
-
-    def _metrics_rows(self) -> list[dict[str, str]]:
-        path = self.bl / "metrics.csv"
-        if not path.is_file():
-            return []
-        with open(path, newline="") as f:
-            return list(csv.DictReader(f))
-
-    def _write_metrics(self, rows: list[dict]) -> None:
-        with atomic_write(self.bl / "metrics.csv") as f:
-            w = csv.DictWriter(f, COLUMNS)
-            w.writeheader()
-            w.writerows(rows)
-
-    def _keep_metrics_before(self, epoch: int) -> None:
-        """Drop this phase's rows from ``epoch`` on (a resumed run writes them again)."""
-        rows = self._metrics_rows()
-        keep = [r for r in rows if r["phase"] != self.phase or int(r["epoch"]) < epoch]
-        if len(keep) != len(rows):
-            self._write_metrics(keep)
+            self._run_log(message)
+        else:
+            print(f"[{self.phase}] {message}", file=sys.stderr)
 
     # ----------------------------------------------------------------- the loop
     def fit(
@@ -221,7 +208,8 @@ class PhaseTrainer:
         p = self.progress
         if not resumed and init is not None:
             self.initialise(init)
-        self._keep_metrics_before(p.epoch)
+        # this phase's rows from the resumed epoch on come again
+        self.metrics.keep(lambda r: r["phase"] != self.phase or int(r["epoch"]) < p.epoch)
         if not p.stopped and p.epoch < self.p["max_epochs"]:
             self._announce(resumed, init)
         with StopSignals() as signals:
@@ -233,8 +221,6 @@ class PhaseTrainer:
         return self.out / "best.pt"
 
     def _epochs(self, on_step: Callable[[PhaseTrainer], None] | None, signals: StopSignals) -> None:
-        from tqdm import tqdm
-
         p = self.progress
         while not p.stopped and p.epoch < self.p["max_epochs"]:
             plan = epoch_plan(
@@ -249,15 +235,8 @@ class PhaseTrainer:
                 batch_sampler=plan[p.batch :],
                 collate_fn=collate,
             )
-            bar = tqdm(
-                total=len(plan),
-                initial=p.batch,
-                desc=f"{self.phase} epoch {p.epoch}",
-                unit="batch",
-                file=sys.stderr,
-                disable=quiet(),
-                dynamic_ncols=True,
-                mininterval=0.1 if sys.stderr.isatty() else 30.0,
+            bar = progress_bar(
+                total=len(plan), initial=p.batch, desc=f"{self.phase} epoch {p.epoch}", unit="batch"
             )
             self.model.train()
             tic = time.perf_counter()
@@ -270,7 +249,7 @@ class PhaseTrainer:
                 bar.update(1)
                 if on_step is not None:
                     on_step(self)
-                if p.step % self.t["save_every"] == 0 and p.batch < len(plan):
+                if p.step % self.t["checkpoint_every_steps"] == 0 and p.batch < len(plan):
                     self.save_last()
                 if signals.requested:
                     bar.close()
@@ -313,12 +292,12 @@ class PhaseTrainer:
         if not torch.isfinite(loss):
             raise ScpcError(
                 f"non-finite training loss in {self.phase} epoch {p.epoch}, batch {p.batch}; "
-                "lower the learning rate or set train.clip"
+                "lower the learning rate or set train.grad_clip_norm"
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.t["clip"] > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.t["clip"])
+        if self.t["grad_clip_norm"]:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.t["grad_clip_norm"])
         self.optimizer.step()
         p.step += 1
         p.batch += 1
@@ -365,20 +344,16 @@ class PhaseTrainer:
             and p.epoch + 1 >= self.t["early_stopping_burn_in"]
         ):
             p.stopped = True
-        rows = self._metrics_rows()
-        rows.append(
-            {
-                "phase": self.phase,
-                "epoch": p.epoch,
-                "step": p.step,
-                "train_loss": f"{p.loss_sum / max(p.loss_n, 1):.6g}",
-                "dev_loss": f"{dev_loss:.6g}",
-                "dev_ter": f"{ter:.4f}",
-                "lr": f"{self.p['learning_rate']:g}",
-                "seconds": f"{p.seconds:.1f}",
-            }
+        self.metrics.append(
+            phase=self.phase,
+            epoch=p.epoch,
+            step=p.step,
+            train_loss=f"{p.loss_sum / max(p.loss_n, 1):.6g}",
+            dev_loss=f"{dev_loss:.6g}",
+            dev_ter=f"{ter:.4f}",
+            lr=f"{self.p['learning_rate']:g}",
+            seconds=f"{p.seconds:.1f}",
         )
-        self._write_metrics(rows)
         self.log(
             f"epoch {p.epoch} step {p.step}: train loss {p.loss_sum / max(p.loss_n, 1):.3f}, "
             f"dev loss {dev_loss:.3f}, dev token error rate {ter:.2f}%"
@@ -388,32 +363,28 @@ class PhaseTrainer:
         p.epoch += 1
         p.batch, p.loss_sum, p.loss_n, p.seconds = 0, 0.0, 0, 0.0
         self.save_last()
-        plot_curves(self.bl / "metrics.csv", self.bl / "curves.png")
+        plot_phases(self.metrics, self.bl / "curves.png")
 
 
-def plot_curves(csv_path: str | os.PathLike, png_path: str | os.PathLike) -> None:
+def plot_phases(metrics: MetricsLog, png_path: str | os.PathLike) -> None:
     """CTC loss (train, dev) and dev token error rate per epoch, the phases one after another."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    rows = metrics.rows()
+    losses, ters = [], []
     offset = 0
     for phase in PHASES:
         mine = [r for r in rows if r["phase"] == phase]
         if not mine:
             continue
         x = [offset + int(r["epoch"]) + 1 for r in mine]
-        a.plot(x, [float(r["train_loss"]) for r in mine], "-", label=f"{phase} train")
-        a.plot(x, [float(r["dev_loss"]) for r in mine], "o-", markersize=3, label=f"{phase} dev")
-        b.plot(x, [float(r["dev_ter"]) for r in mine], "o-", markersize=3, label=phase)
+        for key, style, label in (("train_loss", "-", "train"), ("dev_loss", "o-", "dev")):
+            pts = list(zip(x, (float(r[key]) for r in mine)))
+            losses.append(Curve(f"{phase} {label}", pts, style))
+        ters.append(Curve(phase, list(zip(x, (float(r["dev_ter"]) for r in mine))), "o-"))
         offset = x[-1]
-    for ax, label in ((a, "CTC loss per token"), (b, "dev token error rate (%)")):
-        ax.set_xlabel("epoch (phases in turn)")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    save_figure(fig, png_path)
+    panels = [("CTC loss per token", losses), ("dev token error rate (%)", ters)]
+    plot_curves(png_path, panels, "epoch (phases in turn)")
+
+
+def upgrade_state(state: dict) -> dict:
+    """A state saved before train.clip/save_every were renamed compares as a current one."""
+    return {**state, "config": upgrade_dump(state["config"], RENAMED)}

@@ -49,13 +49,15 @@ def read_results(path: Path) -> dict:
 
 
 def train(args) -> int:
+    from scpc.config import rename_deprecated
+    from scpc.downstream.config import RENAMED, comparable, load_config
     from scpc.downstream.tasks import make_task
-    from scpc.downstream.trainer import SuperbTrainer, _comparable, load_config, summary_line
+    from scpc.downstream.trainer import SuperbTrainer, summary_line
 
     task = make_task(args.task)
     overrides = dict(args.override or [])
     if args.lr is not None:
-        overrides["train.lr"] = args.lr
+        overrides["train.learning_rate"] = args.lr
     if args.layer is not None:
         overrides["featurizer.layer"] = args.layer
     if args.finetune:
@@ -70,8 +72,9 @@ def train(args) -> int:
     out = Path(args.out)
     done = out / "results.json"
     if done.is_file() and (out / "config.yaml").is_file():
-        old = yaml.safe_load((out / "config.yaml").read_text())
-        if _comparable(old) == _comparable(cfg):
+        frozen = out / "config.yaml"
+        old = rename_deprecated(yaml.safe_load(frozen.read_text()), RENAMED, str(frozen))
+        if comparable(old) == comparable(cfg):
             print(summary_line(read_results(done), out))
             return 0
     trainer = SuperbTrainer(task, cfg, args.upstream, out, root=args.root)
@@ -84,10 +87,16 @@ def train(args) -> int:
 
 
 def evaluate(args) -> int:
-    from scpc.downstream.trainer import evaluate_probe, load_probe_file
+    from scpc.downstream.evaluate import evaluate_probe
+    from scpc.downstream.probe import load_probe_file
 
     scores = evaluate_probe(
-        args.checkpoint, args.split, args.data, args.upstream, args.device, args.root
+        args.checkpoint,
+        split=args.split,
+        data_dir=args.data,
+        upstream_path=args.upstream,
+        device=args.device,
+        root=args.root,
     )
     task = load_probe_file(args.checkpoint)["task"]
     line = " ".join(f"{k} {v:.2f}" for k, v in scores.items())
@@ -231,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="the run directory")
     p.add_argument("--layer", type=int, help="probe this hidden state (default: weighted sum)")
     p.add_argument("--finetune", action="store_true", help="train the upstream too")
-    p.add_argument("--lr", type=_number, help="learning rate (overrides train.lr)")
+    p.add_argument("--lr", type=_number, help="learning rate (overrides train.learning_rate)")
     p.add_argument("--device", help="cpu, cuda[:N] or auto (overrides train.device)")
     add_override_option(p, "train.max_steps=100")
     p.add_argument("--until-step", type=int, help="stop after this many steps (resumable)")

@@ -25,6 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from scpc.errors import ScpcError
+from scpc.progress import progress_bar
 
 CHUNK = 1 << 20
 
@@ -63,17 +64,8 @@ def file_digest(path: Path, algorithm: str) -> str:
 
 
 def _progress(total: int | None, initial: int, desc: str) -> tqdm:
-    tty = sys.stderr.isatty()
-    return tqdm(
-        total=total,
-        initial=initial,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        desc=desc,
-        mininterval=0.5 if tty else 30,
-        file=sys.stderr,
-        disable=os.environ.get("SCPC_QUIET") == "1",
+    return progress_bar(
+        total=total, initial=initial, desc=desc, unit="B", unit_scale=True, unit_divisor=1024
     )
 
 

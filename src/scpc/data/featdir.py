@@ -30,6 +30,7 @@ from scpc.data.datadir import DataDir, audio_entries
 from scpc.errors import ScpcError
 from scpc.frontend import check_config, frontend_from_config
 from scpc.io import atomic_path, atomic_write
+from scpc.progress import progress_bar
 
 if TYPE_CHECKING:
     import torch
@@ -125,10 +126,8 @@ def _save(tensor: torch.Tensor, path: Path) -> None:
 
 
 def _progress(total: int, desc: str):
-    from tqdm import tqdm
-
-    quiet = os.environ.get("SCPC_QUIET") == "1" or not sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit="utt", file=sys.stderr, disable=quiet)
+    # parallel feature jobs write logs: a bar only on a terminal
+    return progress_bar(total=total, desc=desc, unit="utt", disable=not sys.stderr.isatty())
 
 
 def compute_feat_dir(

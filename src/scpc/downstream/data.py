@@ -13,13 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from scpc import audio
 from scpc.data.alignment import read_alignments, read_phone_table
@@ -29,6 +27,8 @@ from scpc.downstream.upstream import Upstream
 from scpc.errors import ScpcError
 from scpc.io import atomic_write, save_torch
 from scpc.models.inference import plan_batches
+from scpc.progress import progress_bar
+from scpc.train.seeds import mix
 
 CACHE_FORMAT = "scpc-superb-cache-1"
 READ_AHEAD = 64  # utterances read and sorted by length together when filling the cache
@@ -175,15 +175,7 @@ def fill_cache(
     todo = [ex for ex in examples if cache.get(ex) is None]
     if not todo:
         return
-    bar = tqdm(
-        total=len(todo),
-        desc=desc,
-        unit="utt",
-        file=sys.stderr,
-        disable=quiet,
-        dynamic_ncols=True,
-        mininterval=0.5 if sys.stderr.isatty() else 30.0,
-    )
+    bar = progress_bar(total=len(todo), desc=desc, unit="utt", disable=quiet)
     with bar:
         for window in _windows(todo, READ_AHEAD):
             wavs = [read_wav(ex) for ex in window]
@@ -227,8 +219,6 @@ class AudioDataset(torch.utils.data.Dataset):
         return len(self.examples)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
-        from scpc.train.loop import mix
-
         ex = self.examples[i]
         wav = torch.from_numpy(read_wav(ex))
         if self.task is not None:

@@ -15,18 +15,14 @@ process agrees on that step, last.ckpt is written, and fit() raises StoppedBySig
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from scpc.audio import SAMPLE_RATE
 from scpc.config import Config, dump
@@ -36,21 +32,20 @@ from scpc.data.featdir import read_feat_dir_frontend
 from scpc.data.featdir_dataset import FeatDirDataset, collate
 from scpc.errors import ScpcError
 from scpc.frontend import frontend_from_config
-from scpc.io import load_torch, save_torch
 from scpc.models.checkpoint import save_inference_checkpoint
+from scpc.progress import progress_bar
+from scpc.progress import quiet as quiet_env
 from scpc.train import distributed
-from scpc.train.metrics import MetricsLog, plot_curves
+from scpc.train.amp import amp_dtype, autocast, grad_scaler
+from scpc.train.metrics import Curve, MetricsLog, plot_curves, points
 from scpc.train.model import PretrainModel
+from scpc.train.run_log import RunLog
 from scpc.train.schedule import make_optimizer, set_lr
+from scpc.train.seeds import mix
+from scpc.train.state import TrainingState, git_commit
 from scpc.train.stop_signals import StopSignals, stop_training
 
 STATE_FORMAT = "scpc-train-state-1"
-
-
-def mix(*parts: object) -> int:
-    """A 63-bit seed from any tuple of values (stable across processes and runs)."""
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 @dataclass
@@ -64,17 +59,6 @@ class Progress:
     window: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "acc": 0.0, "n": 0.0})
 
 
-def git_commit() -> str:
-    try:
-        here = Path(__file__).resolve().parent
-        out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True
-        )
-        return out.stdout.strip() if out.returncode == 0 else ""
-    except OSError:
-        return ""
-
-
 class Trainer:
     def __init__(
         self,
@@ -86,7 +70,7 @@ class Trainer:
     ) -> None:
         self.config, self.t = config, config["training"]
         self.exp = Path(exp_dir)
-        self.quiet = quiet or os.environ.get("SCPC_QUIET") == "1"
+        self.quiet = quiet or quiet_env()
         self.d = distributed.setup(self.t["device"])
         torch.manual_seed(self.t["seed"])
         ch = self.t["chunking"]
@@ -123,10 +107,8 @@ class Trainer:
                 f"{self.model.min_input_frames} the loss needs"
             )
         self.optimizer = make_optimizer(self.model.parameters(), self.t)
-        self.amp_dtype = self._amp_dtype()
-        self.scaler = torch.amp.GradScaler(
-            "cuda", enabled=self.amp_dtype == torch.float16 and self.d.device.type == "cuda"
-        )
+        self.amp_dtype = amp_dtype(self.t["amp"], self.d.device)
+        self.scaler = grad_scaler(self.d.device, self.amp_dtype)
         self.ddp = (
             DistributedDataParallel(
                 self.model, device_ids=[self.d.device] if self.d.device.type == "cuda" else None
@@ -137,6 +119,8 @@ class Trainer:
         self.progress = Progress()
         self.stop = StopSignals()
         self.metrics = MetricsLog(self.exp / "metrics.csv")
+        self.state = TrainingState(self.exp / "last.ckpt", STATE_FORMAT, "an scpc training state")
+        self._run_log = RunLog(self.exp / "train.log", quiet=self.quiet)
         self.plan_len = len(self._plan(0))
         if self.plan_len == 0:
             raise ScpcError(
@@ -152,14 +136,6 @@ class Trainer:
                 f"{feat_dir}/frontend.json does not match the model's front-end "
                 f"({self.config['feat_type']}); recompute the features or use another version"
             )
-
-    def _amp_dtype(self) -> torch.dtype | None:
-        amp = self.t["amp"]
-        if amp == "off" or (amp == "auto" and self.d.device.type != "cuda"):
-            return None
-        if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
-            return torch.bfloat16
-        return torch.float16
 
     def _plan(self, epoch: int) -> list[list[int]]:
         return epoch_plan(
@@ -181,60 +157,34 @@ class Trainer:
         return min(by_epochs, self.t["max_steps"] or by_epochs)
 
     # ----------------------------------------------------------------- state
-    def state_dict(self) -> dict[str, Any]:
-        p = self.progress
-        return {
-            "format": STATE_FORMAT,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "progress": {
-                "epoch": p.epoch,
-                "batch": p.batch,
-                "step": p.step,
-                "best_val": p.best_val,
-                "bad_epochs": p.bad_epochs,
-                "stopped": p.stopped,
-                "window": dict(p.window),
-            },
-            "config": dump(self.config),
-            "world_size": self.d.world_size,
-            "rng": torch.get_rng_state(),
-        }
+    def _modules(self) -> dict[str, Any]:
+        return {"model": self.model, "optimizer": self.optimizer, "scaler": self.scaler}
 
     def save_last(self) -> None:
         if self.d.main:
-            save_torch(self.state_dict(), self.exp / "last.ckpt")
+            identity = {"config": dump(self.config), "world_size": self.d.world_size}
+            self.state.save(self._modules(), asdict(self.progress), identity)
         distributed.barrier(self.d)
 
     def restore(self) -> bool:
-        path = self.exp / "last.ckpt"
-        if not path.is_file():
-            return False
-        state = load_torch(path, STATE_FORMAT, "an scpc training state", self.d.device)
-        if state["config"] != dump(self.config):
-            raise ScpcError(
-                f"{path}: saved with a different model.yaml; move it away to start afresh"
-            )
-        if state["world_size"] != self.d.world_size:
-            raise ScpcError(
-                f"{path}: saved by {state['world_size']} processes, resumed with "
-                f"{self.d.world_size}; the batch plan would change"
-            )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
-        pr = state["progress"]
-        self.progress = Progress(
-            pr["epoch"],
-            pr["batch"],
-            pr["step"],
-            pr["best_val"],
-            pr["bad_epochs"],
-            pr["stopped"],
-            dict(pr["window"]),
+        saved = self.state.restore(
+            self._modules(),
+            {
+                "config": (
+                    dump(self.config),
+                    "saved with a different model.yaml; move it away to start afresh",
+                ),
+                "world_size": (
+                    self.d.world_size,
+                    f"saved by another number of processes than {self.d.world_size}; "
+                    "the batch plan would change",
+                ),
+            },
+            self.d.device,
         )
-        torch.set_rng_state(state["rng"].cpu())
+        if saved is None:
+            return False
+        self.progress = Progress(**{**saved, "window": dict(saved["window"])})
         return True
 
     def save_best(self, val_loss: float) -> None:
@@ -280,12 +230,7 @@ class Trainer:
         return chunks.to(dev), chunk_lens.to(dev), spk.to(dev), g, utt_seeds, sources
 
     def _forward(self, module, chunks, chunk_lens, spk, g, utt_seeds, alis=None):
-        ctx = (
-            torch.autocast(self.d.device.type, dtype=self.amp_dtype)
-            if self.amp_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with ctx:
+        with autocast(self.d.device, self.amp_dtype):
             if len(chunks) == 0:  # nothing long enough: a zero loss keeps processes in step
                 zero = sum(p.sum() for p in self.model.parameters()) * 0.0
                 return {"loss": zero, "accuracy": zero.detach()}
@@ -330,12 +275,7 @@ class Trainer:
     # ----------------------------------------------------------------- the loop
     def log(self, message: str) -> None:
         if self.d.main:
-            with open(self.exp / "train.log", "a") as f:
-                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
-            if self.quiet:
-                print(message, file=sys.stderr)
-            else:
-                tqdm.write(message, file=sys.stderr)
+            self._run_log(message)
 
     def fit(self) -> Path | None:
         """Train to the end (or resume and finish); the best model's path, if any."""
@@ -361,10 +301,13 @@ class Trainer:
         resumed = self.restore()
         p = self.progress
         if self.d.main:
-            if resumed:
-                self.metrics.truncate(p.step, p.epoch)
-            elif self.metrics.path.exists():
-                self.metrics.path.unlink()
+            if resumed:  # rows written after the saved state come again
+                self.metrics.keep(
+                    lambda r: (r["split"] == "train" and int(r["step"]) <= p.step)
+                    or (r["split"] == "valid" and int(r["epoch"]) < p.epoch)
+                )
+            else:
+                self.metrics.remove()
         n_params = sum(x.numel() for x in self.model.parameters())
         start = f"resuming at epoch {p.epoch}, step {p.step}" if resumed else "starting"
         self.log(
@@ -377,15 +320,12 @@ class Trainer:
         self.model.train()
         while not p.stopped and p.epoch < self.t["max_epochs"]:
             plan = self._plan(p.epoch)
-            bar = tqdm(
+            bar = progress_bar(
                 total=len(plan),
                 initial=p.batch,
                 desc=f"epoch {p.epoch}",
-                disable=self.quiet or not self.d.main,
                 unit="batch",
-                dynamic_ncols=True,
-                mininterval=0.1 if sys.stderr.isatty() else 30.0,  # logs get a line per 30 s
-                file=sys.stderr,
+                disable=self.quiet or not self.d.main,
             )
             tic, audio = time.perf_counter(), 0.0
             while p.batch < len(plan):
@@ -455,13 +395,21 @@ class Trainer:
             if not p.stopped and p.epoch < self.t["max_epochs"]:
                 self._stop_if_asked(saved=True)
         if self.d.main:
-            plot_curves(self.metrics.path, self.exp / "curves.png")
+            self._plot()
         best = self.exp / "best.ckpt"
         self.log(
             f"done: best validation loss {p.best_val:.4f}; best.ckpt {best}; curves "
             f"{self.exp / 'curves.png'}"
         )
         return best if best.is_file() else None
+
+    def _plot(self) -> None:
+        rows = self.metrics.rows()
+        curves = [
+            Curve("train", points(rows, "step", "loss", split="train")),
+            Curve("valid", points(rows, "step", "loss", split="valid"), "o-"),
+        ]
+        plot_curves(self.exp / "curves.png", [("loss", curves)])
 
     def _seconds_per_frame(self) -> float:
         frontend = self.config.get("frontend") or read_feat_dir_frontend(self.train_ds.root)
@@ -504,7 +452,7 @@ class Trainer:
         p.batch = 0
         self.save_last()
         if self.d.main:
-            plot_curves(self.metrics.path, self.exp / "curves.png")
+            self._plot()
 
     def _by_steps(self) -> bool:
         return bool(self.t["max_steps"]) and self.progress.step >= self.t["max_steps"]

@@ -1,22 +1,30 @@
-"""metrics.csv (one row per logged training window and per validation) and curves.png."""
+"""``metrics.csv`` and ``curves.png``: one log and one plotter for every trainer.
+
+Rows are appended as training goes; a resumed run first drops the rows written after the
+state it restarts from, so the file ends up as an uninterrupted run's would. Each trainer
+names its own columns and draws its own panels from the rows.
+"""
 
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from scpc.io import atomic_write
 
+# the pre-trainer's columns; the probe and baseline trainers name theirs
 COLUMNS = ("split", "epoch", "step", "loss", "accuracy", "lr", "audio_per_s")
 
 
 class MetricsLog:
-    """Append-only rows; on resume, rows past the restored position are dropped, so the file
-    ends up as an uninterrupted run's would."""
+    """Append-only CSV rows of fixed columns (floats written to 6 significant digits)."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str] = COLUMNS) -> None:
         self.path = Path(path)
+        self.columns = tuple(columns)
 
     def rows(self) -> list[dict[str, str]]:
         if not self.path.is_file():
@@ -24,48 +32,74 @@ class MetricsLog:
         with open(self.path, newline="") as f:
             return list(csv.DictReader(f))
 
-    def truncate(self, step: int, epoch: int) -> None:
-        keep = [
-            r
-            for r in self.rows()
-            if (r["split"] == "train" and int(r["step"]) <= step)
-            or (r["split"] == "valid" and int(r["epoch"]) < epoch)
-        ]
+    def keep(self, wanted: Callable[[dict[str, str]], bool]) -> None:
+        """Drop the rows that are not ``wanted`` (rewriting the file atomically)."""
+        rows = self.rows()
+        kept = [r for r in rows if wanted(r)]
+        if len(kept) == len(rows):
+            return
         with atomic_write(self.path) as f:
-            w = csv.DictWriter(f, COLUMNS)
+            w = csv.DictWriter(f, self.columns, extrasaction="ignore")
             w.writeheader()
-            w.writerows(keep)
+            w.writerows(kept)
 
     def append(self, **row: object) -> None:
         new = not self.path.is_file()
         with open(self.path, "a", newline="") as f:
-            w = csv.DictWriter(f, COLUMNS)
+            w = csv.DictWriter(f, self.columns)
             if new:
                 w.writeheader()
-            w.writerow({k: _fmt(row.get(k, "")) for k in COLUMNS})
+            w.writerow({k: _fmt(row.get(k, "")) for k in self.columns})
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def _fmt(v: object) -> object:
     return f"{v:.6g}" if isinstance(v, float) else v
 
 
-def plot_curves(csv_path: str | os.PathLike, png_path: str | os.PathLike) -> None:
-    """Training and validation loss against optimiser steps."""
+@dataclass
+class Curve:
+    label: str
+    points: list[tuple[float, float]]
+    style: str = "-"
+
+
+def points(
+    rows: Sequence[dict[str, str]], x: str, y: str, **match: str
+) -> list[tuple[float, float]]:
+    """(x, y) of the rows whose columns equal ``match`` and whose ``y`` is set."""
+    return [
+        (float(r[x]), float(r[y]))
+        for r in rows
+        if r[y] and all(r[k] == v for k, v in match.items())
+    ]
+
+
+def plot_curves(
+    png_path: str | os.PathLike,
+    panels: Sequence[tuple[str, Sequence[Curve]]],
+    xlabel: str = "optimiser step",
+) -> None:
+    """One panel per (y label, curves), side by side, written as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = MetricsLog(csv_path).rows()
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    for split, style in (("train", "-"), ("valid", "o-")):
-        pts = [(int(r["step"]), float(r["loss"])) for r in rows if r["split"] == split]
-        if pts:
-            ax.plot(*zip(*pts), style, label=split, markersize=3)
-    ax.set_xlabel("optimiser step")
-    ax.set_ylabel("loss")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(7 if len(panels) == 1 else 5 * len(panels), 4), dpi=100
+    )
+    for ax, (ylabel, curves) in zip([axes] if len(panels) == 1 else axes, panels):
+        for c in curves:
+            if c.points:
+                ax.plot(*zip(*c.points), c.style, label=c.label, markersize=3)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     save_figure(fig, png_path)
 
 
