@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by recipes: how jobs are launched, the only file that knows about the cluster.
 # Every launcher takes Kaldi's run.pl interface (see utils/launcher_lib.sh):
 #   $cmd [--mem 4G] [--num-threads N] [--gpu G] [--time 1:00:00] [--max-jobs-run N] \

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by every recipe: the project's virtual environment and the recipe directories on PATH.
 # Run utils/setup_venv.sh first (run.sh does it for you).
 SCPC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -44,7 +44,7 @@ elif [ -f $conf ]; then
   scpc-config check $conf
   feat_type=$(scpc-config get $conf feat_type)
 else
-  echo "$0: no $conf and no $em/model.yaml (models: $(ls conf | sed -n 's/^model\.\(.*\)\.yaml$/\1/p' | tr '\n' ' '))" >&2
+  echo "$0: no $conf and no $em/model.yaml (models: $(cd conf && printf '%s\n' model.*.yaml | sed 's/^model\.\(.*\)\.yaml$/\1/' | tr '\n' ' '))" >&2
   exit 1
 fi
 case $corpus in
@@ -97,7 +97,7 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   echo "Stage 1: $feat_type features of $train_set and $valid_set"
   for set in $train_set $valid_set; do
     steps/make_feats.sh --nj $nj --cmd "$train_cmd" --frontend conf/feats/$feat_type.json \
-      $set $feats/$(basename $set)
+      $set "$feats/$(basename $set)"
   done
 fi
 train_feats=$feats/$(basename $train_set)
@@ -145,6 +145,6 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   echo "Summary of $em"
   scpc-info $em/best.ckpt
   echo "outputs: $em/{model.yaml,best.ckpt,last.ckpt,metrics.csv,curves.png,train.log,log/}"
-  [ -z "$pca_dims" ] || echo "PCA:     $(ls $em/pca_*.pt | tr '\n' ' ')"
+  [ -z "$pca_dims" ] || echo "PCA:     $(printf '%s ' $em/pca_*.pt)"
   echo "reps:    $reps ($(find $reps -name '*.pt' | wc -l) files, scpc-a2r $test_set -> .pt (frames, channels))"
 fi

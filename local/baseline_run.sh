@@ -18,7 +18,7 @@
 #     (real: KenLM on the LM corpus; scpc's is trained on the transcripts of train-clean-100)
 #   7 decoding of every set: greedy, beam search of width --beam, and beam search with the LM
 #     (weight and word bonus tuned on dev); the WER table goes to stdout
-# The upstream is exp/<model>/version_<N>/best.ckpt (from run.sh), or with --upstream fbank a
+# The upstream is exp/<model>/version_<N>/best.ckpt (from run.sh), or with --upstream fbank (or mfcc) a
 # baseline made once with scpc-init under exp/baselines/fbank/. Results go to
 #   <upstream dir>/baseline/<name>/{config.yaml, bpe.model, mvn.pt, short/, full/, train.log,
 #                                   metrics.csv, curves.png, decode/}
@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 
 model=cpc.mini       # exp/<model>/version_<version>/best.ckpt (from run.sh)
 version=0            # experiment version
-upstream=            # a baseline upstream instead of the model: fbank (80-dim log filter banks)
+upstream=            # a baseline upstream instead of the model: fbank (80-dim log filter banks) or mfcc
 pca=                 # use the model's pca_<K>.pt projection (run.sh stage 4)
 vocab_size=          # BPE pieces (default: the config's bpe.vocab_size)
 lm_order=            # word n-gram order, 0 for no LM (default: the config's lm.order)
@@ -63,18 +63,11 @@ case $set in
 esac
 [ -f $config ] || { echo "$0: no $config" >&2; exit 1; }
 
+. local/upstream.sh
+select_upstream "$upstream" $expdir $model $version  # sets base and ckpt
 if [ -n "$upstream" ]; then
-  case $upstream in
-    fbank) feats=conf/feats/fbank-80.json ;;
-    *) echo "$0: unknown --upstream '$upstream' (fbank)" >&2; exit 1 ;;
-  esac
   [ -z "$pca" ] || { echo "$0: --pca needs a model, not --upstream" >&2; exit 1; }
-  base=$expdir/baselines/$upstream; ckpt=$base/best.ckpt
-  [ -f $ckpt ] || scpc-init frontend $feats $ckpt >&2
-else
-  base=$expdir/$model/version_$version; ckpt=$base/best.ckpt
-  [ -f $ckpt ] ||
-    { echo "$0: no $ckpt; train it first: ./run.sh --model $model --version $version" >&2; exit 1; }
+  reference_checkpoint $upstream $ckpt
 fi
 pca_opt=(); rep_name=full
 if [ -n "$pca" ]; then

@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-task=pr              # the task (see local/superb_run.sh --help)
+task="pr"            # the task (see local/superb_run.sh --help)
 lrs="1e-2 1e-3 1e-4" # learning rates to try (SUPERB: a log-scale sweep)
 model=cpc.mini       # exp/<model>/version_<version>/best.ckpt
 version=0            # experiment version

@@ -17,10 +17,12 @@
 # $cuda_cmd (cmd.sh), its output in <name>/log/train.log. Only one line goes to stdout: task,
 # upstream, test metric; everything else goes to stderr and the logs. A finished run is not
 # redone (its line is printed again); an interrupted one resumes.
+#
+# Stages (--stage/--stop-stage): 0 data and the reference upstream, 1 the probe, 2 its result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-task=pr              # pr asr ks sid asv, or a legacy probe: phone_linear phone_1hidden phone_concat spk_frame spk_utt
+task="pr"            # pr asr ks sid asv, or a legacy probe: phone_linear phone_1hidden phone_concat spk_frame spk_utt
 model=cpc.mini       # exp/<model>/version_<version>/best.ckpt (from run.sh)
 version=0            # experiment version
 upstream=            # probe a baseline instead of the model: fbank or mfcc
@@ -33,6 +35,8 @@ task_config=         # superb config (default: conf/superb.<task>.mini.yaml or c
 run_name=            # run directory name (default: the task plus the options that differ)
 device=auto          # cpu, cuda[:N] or auto
 ngpu=0               # GPUs asked of the scheduler for the probe by $cuda_cmd (cmd.sh)
+stage=0              # first stage to run
+stop_stage=100       # last stage to run
 datadir=data         # where data dirs are
 expdir=exp           # where experiments are
 # --config F names the superb config here (utils/parse_options.sh's --config, a file of options, is not used)
@@ -46,8 +50,7 @@ utils/setup_venv.sh >&2
 . ./cmd.sh
 
 case $set in
-  mini) default_config=conf/superb.$task.mini.yaml
-        [ -f $datadir/mini/.complete ] || local/mini_data_prep.sh $datadir/mini >&2 ;;
+  mini) default_config=conf/superb.$task.mini.yaml ;;
   real) default_config=conf/superb.$task.yaml ;;
   *) echo "$0: --set must be mini or real, not '$set'" >&2; exit 1 ;;
 esac
@@ -67,19 +70,10 @@ opts=(--datadir $datadir --device $device)
 [ -z "$layer" ] || opts+=(--layer $layer)
 ! $finetune || opts+=(--finetune)
 [ -z "$lr" ] || opts+=(--lr $lr)
-if [ -n "$upstream" ]; then
-  base=$expdir/baselines/$upstream; ckpt=$base/best.ckpt
-  case $upstream in
-    fbank) feats=conf/feats/fbank-80.json ;;
-    mfcc) feats=conf/feats/mfcc-13.json ;;
-    *) echo "$0: unknown --upstream '$upstream' (fbank, mfcc)" >&2; exit 1 ;;
-  esac
-  [ -f $ckpt ] || scpc-init frontend $feats $ckpt >&2
-  [ $cmvn != auto ] || cmvn=true  # as s3prl's fbank/mfcc baseline upstreams
-else
-  base=$expdir/$model/version_$version; ckpt=$base/best.ckpt
-  [ -f $ckpt ] ||
-    { echo "$0: no $ckpt; train it first: ./run.sh --model $model --version $version" >&2; exit 1; }
+. local/upstream.sh
+select_upstream "$upstream" $expdir $model $version  # sets base and ckpt
+if [ -n "$upstream" ] && [ $cmvn = auto ]; then
+  cmvn=true  # as s3prl's fbank/mfcc baseline upstreams
 fi
 
 case $cmvn in
@@ -88,17 +82,23 @@ case $cmvn in
   *) echo "$0: --cmvn must be true, false or auto, not '$cmvn'" >&2; exit 1 ;;
 esac
 
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  [ $set != mini ] || [ -f $datadir/mini/.complete ] || local/mini_data_prep.sh $datadir/mini >&2
+  [ -z "$upstream" ] || reference_checkpoint $upstream $ckpt
+fi
 if [ $set = real ]; then
   libri=$datadir/librispeech
   case $task in
     pr)
       lexicon=$libri/download/librispeech-lexicon.txt
-      [ -f $lexicon ] || local/download_librispeech.sh $libri/download librispeech-lexicon.txt >&2
-      opts+=(-o task.lexicon=$lexicon) ;;
+      opts+=(-o task.lexicon=$lexicon)
+      if [ $stage -le 0 ] && [ ! -f $lexicon ]; then
+        local/download_librispeech.sh $libri/download librispeech-lexicon.txt >&2
+      fi ;;
     phone_linear|phone_1hidden|phone_concat)
       # s3prl's legacy split: 90% of the CPC training list to train, 10% to dev
       src=$libri/train_clean_100_cpc_train; probe=$libri/phone_probe
-      if [ ! -f $probe/.complete ]; then
+      if [ $stage -le 0 ] && [ ! -f $probe/.complete ]; then
         [ -f $src/ali.txt ] || { echo "$0: $src/ali.txt missing: attach the CPC alignments" \
           "(scpc-prep attach-alignments $src ALI PHONES)" >&2; exit 1; }
         mkdir -p $probe
@@ -112,9 +112,13 @@ if [ $set = real ]; then
 fi
 
 out=$base/superb/$name
-mkdir -p $out
-echo "$0: $task on $ckpt ($config) -> $out (log: $out/log/train.log)" >&2
-$cuda_cmd --gpu $ngpu $out/log/train.log \
-  scpc-superb train --task $task --config $config --upstream $ckpt --out $out "${opts[@]}" ||
-  { echo "$0: the probe failed or stopped; see $out/log/train.log (run again to resume)" >&2; exit 1; }
-scpc-superb show $out
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  mkdir -p $out
+  echo "$0: $task on $ckpt ($config) -> $out (log: $out/log/train.log)" >&2
+  $cuda_cmd --gpu $ngpu $out/log/train.log \
+    scpc-superb train --task $task --config $config --upstream $ckpt --out $out "${opts[@]}" ||
+    { echo "$0: the probe failed or stopped; see $out/log/train.log (run again to resume)" >&2; exit 1; }
+fi
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  scpc-superb show $out
+fi

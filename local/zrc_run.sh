@@ -18,6 +18,9 @@
 # rendered from conf/zrc/, float64 .npy representations of dev/test-clean/other, zrc
 # benchmarks:run abxLS; its scores are then tabled like the mini set's. It needs the network
 # and says so in one line when there is none.
+#
+# Stages (--stage/--stop-stage): 0 the evaluation set, 1 the reference rows' checkpoints,
+# 2 representations and scores of every system and part, 3 the table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +35,8 @@ nj=2                            # extraction processes
 datadir=data                    # where data dirs are
 expdir=exp                      # where experiments are
 zrc="scpc-zrc zrc"              # the zrc command (abxLS; default: zerospeech-benchmarks')
+stage=0                         # first stage to run
+stop_stage=100                  # last stage to run
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$0: unexpected argument '$1' (see --help)" >&2; exit 1; }
 
@@ -39,24 +44,26 @@ utils/setup_venv.sh
 . ./path.sh
 . ./cmd.sh
 
-em=$expdir/$model/version_$version
-[ -f $em/best.ckpt ] ||
-  { echo "$0: no $em/best.ckpt; train it first: ./run.sh --model $model --version $version" >&2; exit 1; }
+. local/upstream.sh
+model_ckpt=$(trained_checkpoint $expdir $model $version)
+em=${model_ckpt%/best.ckpt}
 case $set in
-  mini)
-    data=$datadir/mini; parts=${parts:-dev test}
-    [ -f $data/.complete ] || local/mini_data_prep.sh $data ;;
+  mini) data=$datadir/mini; parts=${parts:-dev test} ;;
   abxLS)
     parts=${parts:-dev-clean dev-other test-clean test-other}
-    scpc-zrc check  # one line and exit 1 when offline
-    [ "$zrc" != "scpc-zrc zrc" ] || utils/setup_zrc.sh
-    export APP_DIR=${APP_DIR:-$datadir/zerospeech}  # zrc's dataset store
-    if [ ! -f $APP_DIR/.abxLS.complete ]; then
-      $zrc datasets:pull abxLS-dataset
-      touch $APP_DIR/.abxLS.complete
-    fi ;;
+    export APP_DIR=${APP_DIR:-$datadir/zerospeech} ;;  # zrc's dataset store
   *) echo "$0: --set must be mini or abxLS, not '$set'" >&2; exit 1 ;;
 esac
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  if [ $set = mini ]; then
+    [ -f $data/.complete ] || local/mini_data_prep.sh $data
+  elif [ ! -f $APP_DIR/.abxLS.complete ]; then
+    scpc-zrc check  # one line and exit 1 when offline
+    [ "$zrc" != "scpc-zrc zrc" ] || utils/setup_zrc.sh
+    $zrc datasets:pull abxLS-dataset
+    touch $APP_DIR/.abxLS.complete
+  fi
+fi
 pca_opt=(); tag=$model
 if [ -n "$pca" ]; then
   [ -f $em/pca_$pca.pt ] || { echo "$0: no $em/pca_$pca.pt; run ./run.sh --stage 4 --pca-dims $pca" >&2; exit 1; }
@@ -65,26 +72,29 @@ fi
 abx=$em/abx/$set
 
 echo "ABX of $em on $set ($parts), $distance distance"
-systems=("$tag:$em/best.ckpt")
+systems=("$tag:$model_ckpt")
 for b in $baselines; do
-  ckpt=$abx/baselines/$b.ckpt
-  if [ ! -f $ckpt ]; then
-    case $b in
-      fbank) scpc-init frontend conf/feats/fbank-41.json $ckpt ;;
-      mfcc) scpc-init frontend conf/feats/mfcc-13.json $ckpt ;;
-      random) scpc-init model $em/model.yaml $ckpt ;;
-      *) echo "$0: unknown baseline '$b' (fbank, mfcc, random)" >&2; exit 1 ;;
-    esac
-  fi
-  systems+=("$b:$ckpt")
+  case $b in
+    fbank|mfcc|random) ;;
+    *) echo "$0: unknown baseline '$b' (fbank, mfcc, random)" >&2; exit 1 ;;
+  esac
+  systems+=("$b:$abx/baselines/$b.ckpt")
 done
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  for b in $baselines; do  # the fbank row is ZeroSpeech's 41 filter banks
+    kind=$b; [ $b != fbank ] || kind=fbank41
+    reference_checkpoint $kind $abx/baselines/$b.ckpt $em/model.yaml
+  done
+fi
 
 # zrc's abxLS: one submission per system, scored by zrc, converted to scpc-abx CSVs
 zrc_score() {  # name ckpt [--pca-file F]
   local name=$1 ckpt=$2 sub=$abx/submission/$1 pca_arg=(); shift 2
   [ $# -eq 0 ] || pca_arg=(--pca $pca)
   # zrc selects subsets as sets x tasks: dev-clean -> -s dev -t clean
-  local sets=$(printf '%s\n' $parts | cut -d- -f1 | sort -u) tasks=$(printf '%s\n' $parts | cut -d- -f2 | sort -u)
+  local sets tasks
+  sets=$(printf '%s\n' $parts | cut -d- -f1 | sort -u)
+  tasks=$(printf '%s\n' $parts | cut -d- -f2 | sort -u)
   [ -d $sub ] || $zrc submission:init abxLS $sub
   scpc-zrc params --checkpoint $ckpt --distance $distance $sub/params.yaml
   scpc-zrc meta --checkpoint $ckpt "${pca_arg[@]}" $sub/meta.yaml
@@ -99,29 +109,35 @@ zrc_score() {  # name ckpt [--pca-file F]
   scpc-zrc collect --distance $distance $sub $name $abx
 }
 
-entries=()
+entries=()  # name:part:scores of every system and part, in order
 for system in "${systems[@]}"; do
-  name=${system%%:*}; ckpt=${system#*:}
-  opts=(); [ $name != $tag ] || opts=("${pca_opt[@]}")
-  if [ $set = abxLS ]; then
-    missing=$(for part in $parts; do [ -f $abx/$name.$part.csv ] || echo $part; done)
-    [ -z "$missing" ] || zrc_score $name $ckpt "${opts[@]}"
-  fi
-  for part in $parts; do
-    scores=$abx/$name.$part.csv
-    if [ ! -f $scores ]; then
-      [ $set = mini ] ||
-        { echo "$0: zrc gave no $part scores for $name (see $abx/submission/$name/scores)" >&2; exit 1; }
-      reps=$abx/reps/$name/$part
-      steps/make_reps.sh --nj $nj --cmd "$train_cmd" --a2r-opts "${opts[*]}" $data/$part/wav.scp $ckpt $reps
-      # --checkpoint: item times map to frames at the model's own rate (80 ms for SPIRAL)
-      $decode_cmd $abx/log/abx.$name.$part.log \
-        scpc-abx --distance $distance --checkpoint $ckpt --out $scores $reps $data/$part/abx.item
-      rm -r $reps  # representations are cheap to remake and large on real sets
-    fi
-    entries+=("$name:$part:$scores")
-  done
+  for part in $parts; do entries+=("${system%%:*}:$part:$abx/${system%%:*}.$part.csv"); done
 done
-echo
-scpc-abx-table $abx/scores.csv "${entries[@]}"
-echo "ABX error (%), lower is better; scores in $abx/scores.csv"
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  for system in "${systems[@]}"; do
+    name=${system%%:*}; ckpt=${system#*:}
+    opts=(); [ $name != $tag ] || opts=("${pca_opt[@]}")
+    if [ $set = abxLS ]; then
+      missing=$(for part in $parts; do [ -f $abx/$name.$part.csv ] || echo $part; done)
+      [ -z "$missing" ] || zrc_score $name $ckpt "${opts[@]}"
+    fi
+    for part in $parts; do
+      scores=$abx/$name.$part.csv
+      if [ ! -f $scores ]; then
+        [ $set = mini ] ||
+          { echo "$0: zrc gave no $part scores for $name (see $abx/submission/$name/scores)" >&2; exit 1; }
+        reps=$abx/reps/$name/$part
+        steps/make_reps.sh --nj $nj --cmd "$train_cmd" --a2r-opts "${opts[*]}" $data/$part/wav.scp $ckpt $reps
+        # --checkpoint: item times map to frames at the model's own rate (80 ms for SPIRAL)
+        $decode_cmd $abx/log/abx.$name.$part.log \
+          scpc-abx --distance $distance --checkpoint $ckpt --out $scores $reps $data/$part/abx.item
+        rm -r $reps  # representations are cheap to remake and large on real sets
+      fi
+    done
+  done
+fi
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  echo
+  scpc-abx-table $abx/scores.csv "${entries[@]}"
+  echo "ABX error (%), lower is better; scores in $abx/scores.csv"
+fi

@@ -418,7 +418,7 @@ def test_trainer_keeps_the_dev_best_head_and_writes_results(tmp_path, small_data
 
 
 def test_resume_after_interruption_matches_the_uninterrupted_run(tmp_path, small_data, fbank41):
-    cfg = small_config(tmp_path, small_data, "pr", accumulate=2, lr=0.003)
+    cfg = small_config(tmp_path, small_data, "pr", accumulate_grad_batches=2, learning_rate=0.003)
     whole = trainer(cfg, fbank41, tmp_path / "whole", "pr").fit()
     first = trainer(cfg, fbank41, tmp_path / "split", "pr")
     assert first.fit(until=3) is None
@@ -437,7 +437,14 @@ def test_resume_after_interruption_matches_the_uninterrupted_run(tmp_path, small
 
 
 def test_a_stop_signal_saves_the_step_and_the_run_resumes(tmp_path, small_data, fbank41):
-    cfg = small_config(tmp_path, small_data, "pr", lr=0.003, save_every=100, eval_every=4)
+    cfg = small_config(
+        tmp_path,
+        small_data,
+        "pr",
+        learning_rate=0.003,
+        checkpoint_every_steps=100,
+        eval_every_steps=4,
+    )
     whole = trainer(cfg, fbank41, tmp_path / "whole", "pr").fit()
     first = trainer(cfg, fbank41, tmp_path / "split", "pr")
     optimizer_step = first._optimizer_step

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced (never run) by the job launchers utils/run_local.sh, utils/slurm.sh and utils/queue.sh,
 # and by the job scripts that slurm.sh and queue.sh submit: what they share, so that a command
 # means the same thing whichever launcher runs it.
@@ -35,10 +36,11 @@
 # it queued (a preemption with requeue) and counts it failed once it is gone.
 
 declare -A launcher_opts=()   # options given, keyed by name with "_" for "-" (mem, gpu, ...)
-launcher_jobvar= launcher_first=1 launcher_last=1 launcher_log= launcher_shell=false
+launcher_jobvar='' launcher_first=1 launcher_last=1 launcher_log='' launcher_shell=false
 launcher_cmd=()
 launcher_scheduler=        # set by the job scripts of slurm.sh (slurm) and queue.sh (sge)
 
+# shellcheck disable=SC2154  # launcher_prog: set by the launcher that sources this file
 launcher_die() { echo "$launcher_prog: $*" >&2; exit 1; }
 
 # launcher_parse ARGS...: the options, the job range, the log file and the command
@@ -244,6 +246,7 @@ launcher_wait() {
       'BEGIN { i *= 1.5; print (i > m ? m : i) }')
   done
   for (( n = launcher_first; n <= launcher_last; n++ )); do
+    # shellcheck disable=SC2059  # $out is the per-job log's printf pattern
     [ -f "$status_dir/$n" ] || echo "$launcher_prog: job $n of $what ended without an exit code" \
       "(cancelled, preempted or killed by the scheduler; see $(printf "$out" "$n"))" >&2
   done
@@ -252,7 +255,7 @@ launcher_wait() {
 # launcher_show_log PID: when one job was started from a terminal, shows its log there as it
 # grows (as if the job ran in the foreground), until PID ends or launcher_end_log; SCPC_SHOW_LOG=0
 # turns this off
-launcher_tail_pid= launcher_tail_follows=
+launcher_tail_pid='' launcher_tail_follows=''
 launcher_show_log() {
   [ "$launcher_first" -eq "$launcher_last" ] && [ -t 1 ] && [ "${SCPC_SHOW_LOG:-1}" = 1 ] || return 0
   launcher_tail_follows=$1
@@ -300,7 +303,7 @@ launcher_use_scheduler() {
 # first job's log: the job script, its id, the scheduler's own output), launcher_qname (the
 # log's name without the job number) and launcher_status_dir (the jobs' exit codes, emptied),
 # and removes the jobs' old logs
-launcher_qdir= launcher_qname= launcher_status_dir=
+launcher_qdir='' launcher_qname='' launcher_status_dir=''
 launcher_prepare_submission() {
   local n log base
   launcher_qdir=$(dirname "$(launcher_subst "$launcher_first" "$launcher_log")")/q
@@ -310,11 +313,11 @@ launcher_prepare_submission() {
   launcher_qname=${base:-job}
   launcher_status_dir=$launcher_qdir/$launcher_qname.status
   mkdir -p "$launcher_qdir" || launcher_die "cannot create $launcher_qdir"
-  rm -rf "$launcher_status_dir" && mkdir -p "$launcher_status_dir" ||
+  { rm -rf "$launcher_status_dir" && mkdir -p "$launcher_status_dir"; } ||
     launcher_die "cannot create $launcher_status_dir"
   for (( n = launcher_first; n <= launcher_last; n++ )); do
     log=$(launcher_subst "$n" "$launcher_log")
-    mkdir -p "$(dirname "$log")" && rm -f "$log" || launcher_die "cannot write $log"
+    { mkdir -p "$(dirname "$log")" && rm -f "$log"; } || launcher_die "cannot write $log"
   done
 }
 
@@ -335,6 +338,7 @@ launcher_write_job_script() {
     echo "launcher_scheduler=$scheduler"
     echo 'exec 3</dev/null'
     echo "launcher_run_job \"\${$task_var:-$launcher_first}\" $(printf '%q' "$status_dir")"
-  } > "$file.tmp" && mv "$file.tmp" "$file" || launcher_die "cannot write $file"
+  } > "$file.tmp" || launcher_die "cannot write $file"
+  mv "$file.tmp" "$file" || launcher_die "cannot write $file"
   chmod +x "$file"
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts after they declare their options as shell variables with defaults:
 #
 #   nj=4            # parallel jobs
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
     --) shift; break ;;
     --config) [ $# -ge 2 ] || { echo "$__po_script: --config needs a file" >&2; exit 1; }
       [ -f "$2" ] || { echo "$__po_script: --config $2: no such file" >&2; exit 1; }
+      # shellcheck source=/dev/null  # the user's option file
       . "$2"; shift 2; continue ;;
     --*=*) __po_name=${1%%=*}; __po_value=${1#*=}; __po_shift=1 ;;
     --*) [ $# -ge 2 ] || { echo "$__po_script: option $1 needs a value" >&2; exit 1; }

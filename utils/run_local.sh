@@ -23,6 +23,7 @@ exec 3<&0
 status_dir=$(mktemp -d "${TMPDIR:-/tmp}/run_local.XXXXXX")
 trap 'rm -rf "$status_dir"' EXIT
 interrupted() {
+  # shellcheck disable=SC2046  # one argument per job id
   kill $(jobs -rp) 2>/dev/null
   wait
   echo "$launcher_prog: interrupted, logs in $launcher_log" >&2
