@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from scpc.errors import ScpcError
-from scpc.eval.ctc_decode import beam_search, beam_search_batch, greedy_decode, tokens_to_words
+from scpc.eval.ctc_decode import beam_search, greedy_decode, tokens_to_words
 from scpc.eval.ngram import NgramLM
 
 
@@ -81,17 +81,6 @@ def test_wide_beam_equals_exhaustive_search_over_labellings(t_len, v):
         best = max(probs, key=probs.get)
         # at most 121 labellings (length <= 4 over 3 labels): a beam of 128 prunes none
         assert tuple(beam_search(lp, beam=128)) == best
-
-
-def test_batch_decodes_each_utterance_up_to_its_length():
-    rng = np.random.default_rng(2)
-    lp = torch.log_softmax(torch.from_numpy(rng.normal(size=(3, 12, 5)) * 3), -1)
-    lengths = torch.tensor([12, 7, 1])
-    got = beam_search_batch(lp, lengths, beam=4)
-    assert got == [beam_search(lp[b, :n], beam=4) for b, n in enumerate([12, 7, 1])]
-    assert beam_search_batch(lp, None, beam=4)[0] == got[0]
-    with pytest.raises(ScpcError, match="2 lengths for a batch of 3"):
-        beam_search_batch(lp, [1, 2], beam=4)
 
 
 def test_tokens_to_words_for_pieces_and_delimited_characters():

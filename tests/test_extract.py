@@ -13,7 +13,7 @@ from scpc import extract
 from scpc.cli import a2r, info
 from scpc.cli import pca as pca_cli
 from scpc.errors import ScpcError
-from scpc.modelinfo import describe, expected_frames, frame_offset
+from scpc.modelinfo import describe, frame_rule
 from scpc.models import (
     ConvEncoder,
     EncoderSequence,
@@ -26,6 +26,11 @@ from scpc.models.pca import Pca, fit, load_pca
 
 SR = 16000
 LENGTHS = [1, 159, 160, 161, 2000, 4800, 8000, 12345]
+
+
+def expected_frames(num_samples: int, factor: int, offset: int, min_samples: int = 0) -> int:
+    """The frame rule scpc-info reports: (S + offset) // factor frames from min_samples on."""
+    return 0 if num_samples < min_samples else max(0, (num_samples + offset) // factor)
 
 
 def make_ckpt(path, *encoders, provenance=None):
@@ -136,9 +141,9 @@ def test_layer_all_needs_equal_sizes(in_dir, tmp_path):
 def test_frame_rule_every_length(model, tmp_path):
     """T' = (S + 1) // 160 for the conv encoder over raw audio, for S = 1 ... 3000; the GRU
     after it keeps the frame count, so the exhaustive sweep runs the conv alone (faster)."""
-    assert model.downsampling_factor == 160 and frame_offset(model) == 1
+    assert model.downsampling_factor == 160 and frame_rule(model)[0] == 1
     model = load_inference_checkpoint(make_ckpt(tmp_path / "conv.ckpt", ConvEncoder(1, 16)))
-    assert frame_offset(model) == 1
+    assert frame_rule(model)[0] == 1
     wavs = [np.random.default_rng(s).uniform(-1, 1, s).astype(np.float32) for s in range(1, 3001)]
     got = {}
     for batch in inference.plan_batches([len(w) for w in wavs], 500 * 3000):

@@ -133,9 +133,18 @@ def representations(
         window.append((utt, wav))
         buffered += len(wav)
         if buffered >= WINDOW_BATCHES * batch_samples:
-            yield from _run_window(model, window, layer, batch_samples, device, pca)
+            yield from _run_window(
+                model,
+                window=window,
+                layer=layer,
+                batch_samples=batch_samples,
+                device=device,
+                pca=pca,
+            )
             window, buffered = [], 0
-    yield from _run_window(model, window, layer, batch_samples, device, pca)
+    yield from _run_window(
+        model, window=window, layer=layer, batch_samples=batch_samples, device=device, pca=pca
+    )
 
 
 def _run_window(model, window, layer, batch_samples, device, pca):
@@ -219,7 +228,13 @@ def run_job(
     model, layer, pca, device = prepared or prepare(job)
     summary = Summary()
     for utt, rep, samples in representations(
-        model, utts, layer, job.batch_samples, device, job.read_opts, pca
+        model,
+        utts=utts,
+        layer=layer,
+        batch_samples=job.batch_samples,
+        device=device,
+        read_opts=job.read_opts,
+        pca=pca,
     ):
         save(output_path(job.out_dir, utt, job.fmt), rep, job.fmt, job.dtype)
         summary.files += 1

@@ -66,18 +66,6 @@ def frame_rule(model: InferenceModel) -> tuple[int | None, int]:
     return lo, first
 
 
-def frame_offset(model: InferenceModel) -> int | None:
-    return frame_rule(model)[0]
-
-
-def expected_frames(
-    num_samples: int, downsampling_factor: int, offset: int, min_samples: int = 0
-) -> int:
-    if num_samples < min_samples:
-        return 0
-    return max(0, (num_samples + offset) // downsampling_factor)
-
-
 def _encoder_name(spec: dict[str, Any]) -> str:
     if spec["name"] == "seq":
         return "+".join(_encoder_name(s) for s in spec["args"]["encoders"])

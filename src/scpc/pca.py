@@ -37,11 +37,26 @@ def fit_on_audio(
             f"PCA: dimension {dim} must lie in [1, {size}] (the size of layer {layer_})"
         )
     moments = Moments(size)
-    reps = representations(model, utts, layer_, batch_samples, dev, read_opts or ReadOptions())
+    reps = representations(
+        model,
+        utts=utts,
+        layer=layer_,
+        batch_samples=batch_samples,
+        device=dev,
+        read_opts=read_opts or ReadOptions(),
+    )
     bar = progress_bar(reps, total=len(utts), unit="utt", desc="pca")
     for utt, rep, _ in bar:
         moments.add(
             rep if frames_per_utt <= 0 else sample_frames(rep, utt.uttid, frames_per_utt, seed)
         )
     mean, basis, variances, total = from_moments(moments, dim)
-    return Pca(mean, basis, variances, int(layer_), size, checkpoint_id(checkpoint), total)
+    return Pca(
+        mean,
+        basis=basis,
+        explained_variance=variances,
+        layer=int(layer_),
+        input_size=size,
+        checkpoint=checkpoint_id(checkpoint),
+        total_variance=total,
+    )

@@ -6,7 +6,7 @@ phases (the shortest utterances first, then all of them with SpecAugment), greed
 search decoding with an optional word n-gram LM whose weight and word bonus are tuned on dev.
 
 ``config`` holds every default, ``bpe`` the tokenizer, ``data`` representation sets, MVN
-statistics and batches, ``specaug`` the SpecAugment policy, ``model`` the network, ``train``
+statistics and batches, ``specaug`` its SpecAugment policy (over :mod:`scpc.nn.specaug`), ``model`` the network, ``train``
 the two-phase trainer, ``lm`` the word n-gram, and ``decode`` decoding, tuning and the WER
 table.
 """

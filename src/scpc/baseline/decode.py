@@ -241,12 +241,12 @@ def run(
     if lm_order:
         best, dev_hyps = tune(
             decoder,
-            dev,
-            beam,
-            lm_order,
-            lm_weights,
-            word_bonuses,
-            out / f"tuning.beam{beam}_lm{lm_order}.csv",
+            dev=dev,
+            beam=beam,
+            lm_order=lm_order,
+            lm_weights=lm_weights,
+            word_bonuses=word_bonuses,
+            out=out / f"tuning.beam{beam}_lm{lm_order}.csv",
         )
         settings = settings_for(beam, lm_order, best.lm_weight, best.word_bonus)
         print(

@@ -70,9 +70,6 @@ class BaselineModel(nn.Module):
             stack * input_size, num_classes, None, [hidden_size] * num_layers, dropout
         )
 
-    def set_dropout(self, p: float) -> None:
-        self.net.dropout.p = p
-
     def set_mvn(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         if mean.shape != self.mean.shape or std.shape != self.std.shape:
             raise ScpcError(

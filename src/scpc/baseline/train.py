@@ -121,11 +121,11 @@ class PhaseTrainer:
         torch.manual_seed(mix(self.t["seed"], phase, "init"))  # the same start every run
         self.model = BaselineModel(
             stats["mean"].numel(),
-            tokenizer.num_classes,
-            m["hidden_size"],
-            m["num_layers"],
-            m["stack"],
-            self.p["dropout"],
+            num_classes=tokenizer.num_classes,
+            hidden_size=m["hidden_size"],
+            num_layers=m["num_layers"],
+            stack=m["stack"],
+            dropout=self.p["dropout"],
         )
         self.model.set_mvn(stats["mean"], stats["std"])
         self.model.to(self.device)
@@ -254,7 +254,14 @@ class PhaseTrainer:
                 if signals.requested:
                     bar.close()
                     where, state = f"epoch {p.epoch}, step {p.step}", self.out / "last.ckpt"
-                    stop_training(signals.requested, p.step, where, self.save_last, state, self.log)
+                    stop_training(
+                        signals.requested,
+                        step=p.step,
+                        where=where,
+                        save=self.save_last,
+                        state=state,
+                        log=self.log,
+                    )
             bar.close()
             self._end_epoch()
 

@@ -86,7 +86,9 @@ def train(args) -> int:
     reps, data = Path(args.reps), Path(args.data)
     train_set = RepSet.open(reps / args.train, data / args.train)
     dev_set = RepSet.open(reps / args.dev, data / args.dev)
-    trainer = PhaseTrainer(cfg, args.phase, bl, train_set, dev_set, tok, mvn)
+    trainer = PhaseTrainer(
+        cfg, phase=args.phase, bl_dir=bl, train=train_set, dev=dev_set, tokenizer=tok, stats=mvn
+    )
     init = bl / "short" / "best.pt" if args.phase == "full" else None
     if init is not None and not init.is_file():
         raise ScpcError(f"{init}: no such file (train the short phase first)")
@@ -142,17 +144,25 @@ def decode(args) -> int:
     if done.get(key) == json.loads(json.dumps(signature)) and table_file.is_file():
         sys.stdout.write(f"WER (%) of {bl}\n{table_file.read_text()}")
         return 0
-    with dec.Decoder(model, vocab, lm_model, d["prune"], args.nj, d["batch_size"], device) as de:
+    with dec.Decoder(
+        model,
+        vocab=vocab,
+        lm=lm_model,
+        prune=d["prune"],
+        nj=args.nj,
+        batch_size=d["batch_size"],
+        device=device,
+    ) as de:
         results = dec.run(
             de,
-            bl / "decode",
-            dev,
-            evals,
-            beam,
-            order,
-            d["lm_weights"],
-            d["word_bonuses"],
-            {"model": str(model_path), "lm": args.lm, **provenance},
+            out_dir=bl / "decode",
+            dev=dev,
+            evals=evals,
+            beam=beam,
+            lm_order=order,
+            lm_weights=d["lm_weights"],
+            word_bonuses=d["word_bonuses"],
+            provenance={"model": str(model_path), "lm": args.lm, **provenance},
             done=(key, signature),
         )
     table = dec.wer_table(results, names)

@@ -215,7 +215,15 @@ def get(
     if "{mirror}" in resource.url and not mirror:
         raise ScpcError(f"{resource.name}: its URL needs a mirror (--mirror)")
     target = dest_dir / resource.name
-    fetch(url, target, resource.algorithm, resource.digest, auth, retries, retry_wait)
+    fetch(
+        url,
+        dest=target,
+        algorithm=resource.algorithm,
+        digest=resource.digest,
+        auth=auth,
+        retries=retries,
+        retry_wait=retry_wait,
+    )
     if resource.algorithm == "-":
         print(
             f"scpc-download: {resource.name}: no published checksum; "

@@ -160,7 +160,7 @@ def compute_feat_dir(
     ]
     if todo:
         desc = feat_dir.name + (f" job {job}/{num_jobs}" if job is not None else "")
-        _compute(d, feat_dir, config, todo, alis, desc)
+        _compute(d, feat_dir=feat_dir, config=config, entries=todo, alis=alis, desc=desc)
     if job is None:
         finalize(d, feat_dir, utts, set(alis))
     return len(todo), len(entries) - len(todo)

@@ -50,6 +50,15 @@ def evaluate_probe(
     if not examples:
         raise ScpcError(f"{probe_path}: task {task.name} has no {split} split")
     task.set_state(payload["task_state"])
-    runner = Runner(task, cfg, probe, {split: examples}, dirs, dev, None, quiet)
+    runner = Runner(
+        task,
+        cfg=cfg,
+        probe=probe,
+        splits={split: examples},
+        dirs=dirs,
+        device=dev,
+        cache=None,
+        quiet=quiet,
+    )
     scores, _ = runner.evaluate(split)
     return scores

@@ -65,12 +65,12 @@ class Runner:
     def fill(self, split: str) -> None:
         sdata.fill_cache(
             self.cache,
-            self.probe.upstream,
-            self.splits[split],
-            self.device,
-            default_batch_samples(self.device.type),
-            f"upstream ({split})",
-            self.quiet,
+            upstream=self.probe.upstream,
+            examples=self.splits[split],
+            device=self.device,
+            batch_samples=default_batch_samples(self.device.type),
+            desc=f"upstream ({split})",
+            quiet=self.quiet,
         )
 
     def hidden(

@@ -344,11 +344,11 @@ class SuperbTrainer(Runner):
                     state = self.out / "last.ckpt"
                     stop_training(
                         signals.requested,
-                        self.step,
-                        f"step {self.step}",
-                        self.save_last,
-                        state,
-                        self.log,
+                        step=self.step,
+                        where=f"step {self.step}",
+                        save=self.save_last,
+                        state=state,
+                        log=self.log,
                     )
                 if self.step >= stop:
                     break

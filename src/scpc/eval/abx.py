@@ -503,12 +503,25 @@ def score_condition(
     if max_size_group < 2 or max_x_across < 1:
         raise ScpcError("ABX needs max_size_group >= 2 and max_x_across >= 1")
     tasks, symmetric = sample_tasks(
-        items, speaker_mode, context_mode, max_size_group, max_x_across, seed
+        items,
+        speaker_mode=speaker_mode,
+        context_mode=context_mode,
+        max_size_group=max_size_group,
+        max_x_across=max_x_across,
+        seed=seed,
     )
     with torch.no_grad():
         errors, triplets, num_dtw = group_errors(items, tasks, symmetric, distance, device)
     error, pairs = average(errors, tasks.keys)
-    return ConditionScore(speaker_mode, context_mode, error, pairs, len(errors), triplets, num_dtw)
+    return ConditionScore(
+        speaker_mode,
+        context_mode=context_mode,
+        error=error,
+        num_pairs=pairs,
+        num_groups=len(errors),
+        num_triplets=triplets,
+        num_dtw=num_dtw,
+    )
 
 
 def score_abx(
@@ -531,7 +544,16 @@ def score_abx(
         raise ScpcError(f"frame shift must be positive, got {frame_shift}")
     items = load_items(item_file, feat_dir, frame_shift, file_order)
     scores = [
-        score_condition(items, s, c, distance, max_size_group, max_x_across, seed, device)
+        score_condition(
+            items,
+            speaker_mode=s,
+            context_mode=c,
+            distance=distance,
+            max_size_group=max_size_group,
+            max_x_across=max_x_across,
+            seed=seed,
+            device=device,
+        )
         for c in context_modes
         for s in speaker_modes
     ]

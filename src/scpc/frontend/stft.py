@@ -48,7 +48,12 @@ class StftFrontend(Frontend):
         self.use_power = st.use_power
         self.feat_size = st.num_filts + int(st.include_energy)
         weights = filters.bank_matrix(
-            st.bank, st.num_filts, st.low_hz, st.high_hz, SAMPLE_RATE, st.dft_size
+            st.bank,
+            num_filts=st.num_filts,
+            low_hz=st.low_hz,
+            high_hz=st.high_hz,
+            rate=SAMPLE_RATE,
+            dft_size=st.dft_size,
         )
         if st.use_power:
             weights = weights**2

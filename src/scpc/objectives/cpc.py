@@ -149,7 +149,15 @@ class CpcLoss(nn.Module):
         idx = torch.arange(A, device=z.device)[:, None] + steps[None]
         pos = z[:, idx]
         s_pos = (preds * pos).sum(-1)  # (N, A, K')
-        neg = sample_negatives(lens, T, self.M, self.negatives, self.offset, generator, utt_seeds)
+        neg = sample_negatives(
+            lens,
+            total=T,
+            num=self.M,
+            mode=self.negatives,
+            offset=self.offset,
+            generator=generator,
+            utt_seeds=utt_seeds,
+        )
         if self.negatives == "batch":
             s_neg = preds @ z.reshape(N * T, C)[neg].T  # (N, A, K', M)
         else:

@@ -125,7 +125,12 @@ class ReconstructionLoss(nn.Module):
         cells = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
         if self.proportion > 0:
             x, frames = time_alteration(
-                x, lens, self.proportion, self.consecutive, self.policy, generator
+                x,
+                lens=lens,
+                proportion=self.proportion,
+                consecutive=self.consecutive,
+                policy=self.policy,
+                generator=generator,
             )
             cells |= frames[..., None]
         if self.freq_max > 0:

@@ -76,11 +76,11 @@ class Trainer:
         ch = self.t["chunking"]
         self.chunking = Chunking(
             ch["policy"],
-            ch["window_type"],
-            ch["lobe_size"],
-            ch["pad_mode"],
-            ch["pad_constant"],
-            ch["max_chunks"],
+            window_type=ch["window_type"],
+            lobe_size=ch["lobe_size"],
+            pad_mode=ch["pad_mode"],
+            pad_constant=ch["pad_constant"],
+            max_chunks=ch["max_chunks"],
         )
         with_ali = ch["policy"] == "ali"
         self.train_ds = FeatDirDataset(train_dir, with_ali)
@@ -140,11 +140,11 @@ class Trainer:
     def _plan(self, epoch: int) -> list[list[int]]:
         return epoch_plan(
             self.train_ds.lengths,
-            self.t["batch_size"],
-            self.d.world_size,
-            self.t["seed"],
-            epoch,
-            self.t["shuffle"],
+            batch_size=self.t["batch_size"],
+            world_size=self.d.world_size,
+            seed=self.t["seed"],
+            epoch=epoch,
+            shuffle=self.t["shuffle"],
         )
 
     @property
@@ -294,7 +294,9 @@ class Trainer:
         p = self.progress
         save = (lambda: None) if saved else self.save_last
         where = f"epoch {p.epoch}, step {p.step}"
-        stop_training(signum, p.step, where, save, self.exp / "last.ckpt", self.log)
+        stop_training(
+            signum, step=p.step, where=where, save=save, state=self.exp / "last.ckpt", log=self.log
+        )
 
     def _fit(self) -> Path | None:
         self.exp.mkdir(parents=True, exist_ok=True)

@@ -72,21 +72,21 @@ def build_context(config: Config, input_size: int) -> Encoder:
         c = config["spiral"]
         return SpiralEncoder(
             input_size,
-            c["blocks"],
-            c["pos_conv_kernel"],
-            c["pos_conv_groups"],
-            dropout,
-            c["layerdrop"],
+            blocks=c["blocks"],
+            pos_conv_kernel=c["pos_conv_kernel"],
+            pos_conv_groups=c["pos_conv_groups"],
+            dropout=dropout,
+            layerdrop=c["layerdrop"],
         )
     if kind == "cconv":
         c = config["cconv"]
         return CausalConvEncoder(
             input_size,
-            c["output_size"],
-            c["num_layers"],
-            c["kernel_size"],
-            c["nonlin_type"],
-            dropout,
+            output_size=c["output_size"],
+            num_layers=c["num_layers"],
+            kernel_size=c["kernel_size"],
+            nonlin=c["nonlin_type"],
+            dropout=dropout,
         )
     return IdentityEncoder(input_size)
 
@@ -110,17 +110,17 @@ class PretrainModel(nn.Module):
             c = t["cpc_loss"]
             self.objective: nn.Module = CpcLoss(
                 self.latent.output_size,
-                self.context.output_size,
-                c["prediction_steps"],
-                c["gutted_steps"],
-                c["negative_samples"],
-                c["negatives"],
-                c["offset"],
-                c["prediction_type"],
-                c["prediction_width"],
-                c["prediction_dropout_prob"],
-                c["averaging_penalty"],
-                num_speakers if c["speaker_embedding"] else None,
+                context_size=self.context.output_size,
+                prediction_steps=c["prediction_steps"],
+                gutted_steps=c["gutted_steps"],
+                negative_samples=c["negative_samples"],
+                negatives=c["negatives"],
+                offset=c["offset"],
+                predictor=c["prediction_type"],
+                predictor_width=c["prediction_width"],
+                prediction_dropout=c["prediction_dropout_prob"],
+                averaging_penalty=c["averaging_penalty"],
+                num_speakers=num_speakers if c["speaker_embedding"] else None,
             )
             self.min_frames = c["offset"] + c["prediction_steps"] + 1
         elif self.loss_type == "spin":
@@ -129,22 +129,22 @@ class PretrainModel(nn.Module):
             c = t["spiral_loss"]
             self.objective = SpiralLoss(
                 EncoderSequence(self.latent, self.context),
-                feat_size,
-                c["projection_size"],
-                c["predictor_layers"],
-                5,
-                c["temperature"],
-                c["negatives"],
-                c["mask_prob"],
-                c["mask_length"],
-                c["channel_mask_prob"],
-                c["channel_mask_length"],
-                c["max_shift"],
-                c["max_shift_ratio"],
-                c["ema_start"],
-                c["ema_end"],
-                c["teacher_train_mode"],
-                t["seed"],
+                feat_size=feat_size,
+                projection_size=c["projection_size"],
+                predictor_layers=c["predictor_layers"],
+                predictor_kernel=5,
+                temperature=c["temperature"],
+                negatives=c["negatives"],
+                mask_prob=c["mask_prob"],
+                mask_length=c["mask_length"],
+                channel_mask_prob=c["channel_mask_prob"],
+                channel_mask_length=c["channel_mask_length"],
+                max_shift=c["max_shift"],
+                max_shift_ratio=c["max_shift_ratio"],
+                ema_start=c["ema_start"],
+                ema_end=c["ema_end"],
+                teacher_train_mode=c["teacher_train_mode"],
+                mask_seed=t["seed"],
             )
             self.noise = NoiseBank(c["noise_dir"], config["frontend"]) if c["noise_dir"] else None
             self.noise_ratio, self.snr_range = c["noise_ratio"], c["snr_range"]
@@ -159,29 +159,29 @@ class PretrainModel(nn.Module):
             c = t["reconstruction_loss"]
             self.objective = ReconstructionLoss(
                 feat_size,
-                self.context.output_size,
-                c["time_mask_proportion"],
-                c["time_mask_consecutive"],
-                c["time_mask_policy"],
-                c["freq_mask_max"],
-                c["noise_prob"],
-                c["noise_std"],
-                c["loss"],
+                context_size=self.context.output_size,
+                time_mask_proportion=c["time_mask_proportion"],
+                time_mask_consecutive=c["time_mask_consecutive"],
+                time_mask_policy=c["time_mask_policy"],
+                freq_mask_max=c["freq_mask_max"],
+                noise_prob=c["noise_prob"],
+                noise_std=c["noise_std"],
+                loss=c["loss"],
             )
             self.min_frames = c["time_mask_consecutive"] + 1
         else:
             c = t["best_rq_loss"]
             self.objective = BestRqLoss(
                 feat_size,
-                self.context.output_size,
-                self.latent.downsampling_factor,
-                c["codebook_size"],
-                c["codebook_dim"],
-                c["mask_prob"],
-                c["mask_width"],
-                c["noise_std"],
-                c["quantizer_seed"],
-                c["prediction_type"],
+                context_size=self.context.output_size,
+                downsampling_factor=self.latent.downsampling_factor,
+                codebook_size=c["codebook_size"],
+                codebook_dim=c["codebook_dim"],
+                mask_prob=c["mask_prob"],
+                mask_width=c["mask_width"],
+                noise_std=c["noise_std"],
+                seed=c["quantizer_seed"],
+                predictor=c["prediction_type"],
             )
             self.min_frames = 1
         # the minimum length in front-end frames, so that every utterance has a loss term
@@ -277,14 +277,14 @@ class PretrainModel(nn.Module):
         self.normalize_wave = bool(getattr(upstream.frontend, "normalize", False))
         self.latent = upstream.encoder
         self.context = IdentityEncoder(self.latent.output_size)
-        self.trainable = train_last_layers(self.latent, c["trainable_layers"])
+        train_last_layers(self.latent, c["trainable_layers"])  # the others are frozen
         self.objective = SpinLoss(
             self.latent.output_size,
-            c["codebook_size"],
-            c["projection_size"],
-            c["temperature"],
-            c["sinkhorn_eps"],
-            c["sinkhorn_iters"],
+            codebook_size=c["codebook_size"],
+            projection_size=c["projection_size"],
+            temperature=c["temperature"],
+            sinkhorn_eps=c["sinkhorn_eps"],
+            sinkhorn_iters=c["sinkhorn_iters"],
         )
         self.perturb_args = (
             c["formant_ratio_max"],
