@@ -33,6 +33,7 @@ from scpc.downstream.trainer import SuperbTrainer
 from scpc.downstream.upstream import Featurizer, Upstream, select_layers
 from scpc.errors import ScpcError, StoppedBySignal
 from scpc.frontend import load_frontend_config
+from scpc.io import save_torch
 from scpc.masks import utterance_cmvn
 from scpc.models.checkpoint import load_inference_checkpoint, save_inference_checkpoint
 from scpc.nn.ctc import BiLSTM, reverse_padded
@@ -423,6 +424,19 @@ def test_resume_after_interruption_matches_the_uninterrupted_run(tmp_path, small
     first = trainer(cfg, fbank41, tmp_path / "split", "pr")
     assert first.fit(until=3) is None
     assert not (tmp_path / "split" / "results.json").exists()
+    # as an older scpc saved it: old key names in its config, the best score beside the progress
+    state = torch.load(tmp_path / "split" / "last.ckpt", weights_only=True)
+    state["best"] = state["progress"].pop("best")
+    for new, old in (
+        ("upstream_learning_rate:", "upstream_lr:"),
+        ("  learning_rate:", "  lr:"),
+        ("accumulate_grad_batches:", "accumulate:"),
+        ("grad_clip_norm:", "clip:"),
+        ("checkpoint_every_steps:", "save_every:"),
+    ):
+        assert new in state["config"]
+        state["config"] = state["config"].replace(new, old)
+    save_torch(state, tmp_path / "split" / "last.ckpt")
     second = trainer(cfg, fbank41, tmp_path / "split", "pr")
     assert second.restore() and second.step == 3
     resumed = second.fit()
