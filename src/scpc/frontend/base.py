@@ -8,7 +8,9 @@ import torch
 from torch import nn
 
 from scpc.errors import ScpcError
-from scpc.masks import frame_mask
+from scpc.masks import frame_mask, utterance_cmvn
+
+WAVE_NORM_EPS = 1e-7  # raw-norm: the waveform standardised per utterance
 
 
 class Frontend(nn.Module):
@@ -70,9 +72,7 @@ class RawFrontend(Frontend):
         check_batch(wav, lens)
         mask = frame_mask(lens.to(wav.device), wav.shape[1])
         wav = wav.masked_fill(~mask, 0.0)
+        wav = wav.unsqueeze(-1)
         if self.normalize:
-            count = lens.to(wav.device, wav.dtype).clamp(min=1)[:, None]
-            mean = wav.sum(1, keepdim=True) / count
-            var = ((wav - mean).masked_fill(~mask, 0.0) ** 2).sum(1, keepdim=True) / count
-            wav = ((wav - mean) / torch.sqrt(var + 1e-7)).masked_fill(~mask, 0.0)
-        return wav.unsqueeze(-1), lens
+            wav = utterance_cmvn(wav, lens, eps=WAVE_NORM_EPS)
+        return wav, lens

@@ -9,7 +9,8 @@ from torch import nn
 
 from scpc.config import Config
 from scpc.errors import ScpcError
-from scpc.masks import frame_mask
+from scpc.frontend.base import WAVE_NORM_EPS
+from scpc.masks import frame_mask, utterance_cmvn
 from scpc.models.encoders import (
     CausalConvEncoder,
     CausalSelfAttentionEncoder,
@@ -309,7 +310,8 @@ class PretrainModel(nn.Module):
             seed = int(utt_seeds[i]) if utt_seeds is not None else i
             y = perturb_speaker(x / peak, np.random.default_rng(seed), *self.perturb_args)
             if self.normalize_wave:  # the front-end's per-utterance standardisation again
-                y = (y - y.mean()) / np.sqrt(y.var() + 1e-7)
+                y = utterance_cmvn(torch.from_numpy(y)[None, :, None], eps=WAVE_NORM_EPS)[0, :, 0]
+                y = y.numpy()
             else:
                 y = y * peak
             out[i, :n, 0] = torch.from_numpy(np.asarray(y, dtype=np.float32)).to(feats.device)
