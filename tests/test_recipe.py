@@ -65,6 +65,12 @@ def test_run_sh_end_to_end(tmp_path):
         "scpc-a2r" not in rerun.stderr
         and rerun.stdout.splitlines()[-5:] == proc.stdout.splitlines()[-5:]
     )
+    table_only = run_script(*zrc, "--baselines", "fbank random", "--stage", "3")
+    assert table_only.stdout.splitlines()[-5:] == proc.stdout.splitlines()[-5:]
+    (em / "abx" / "mini" / "fbank.dev.csv").unlink()
+    no_scoring = run_script(*zrc, "--baselines", "fbank random", "--stop-stage", "2")
+    assert "ABX error" not in no_scoring.stdout  # stage 3 (the table) not run
+    assert (em / "abx" / "mini" / "fbank.dev.csv").is_file()  # stage 2 scored it again
 
 
 def test_run_sh_refuses_unknown_model(tmp_path):

@@ -88,6 +88,13 @@ def test_superb_run_sh_with_the_fbank_baseline_and_an_lr_sweep(tmp_path, mini_da
     assert json.loads((run / "results.json").read_text())["cmvn"] is True  # as s3prl's baselines
     again = run_script(ROOT / "local" / "superb_run.sh", *opts)
     assert again.stdout == proc.stdout  # finished: not redone
+    result_only = run_script(ROOT / "local" / "superb_run.sh", *opts, "--stage", "2")
+    assert result_only.stdout == proc.stdout and "scpc-superb train" not in result_only.stderr
+    no_model = ["--task", "phone_linear", *opts[4:]]  # the default model, never trained here
+    missing = run_script(ROOT / "local" / "superb_run.sh", *no_model, check=False)
+    assert (
+        missing.returncode == 1 and "cpc.mini/version_0/best.ckpt; train it first" in missing.stderr
+    )
 
     sweep = run_script(
         ROOT / "local" / "superb_lr_sweep.sh",
