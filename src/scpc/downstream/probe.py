@@ -13,8 +13,9 @@ from torch import nn
 from scpc.config import Config
 from scpc.downstream.task import Task
 from scpc.downstream.upstream import Featurizer, Upstream, select_layers
+from scpc.errors import ScpcError
 from scpc.io import load_torch
-from scpc.models.checkpoint import load_inference_checkpoint
+from scpc.models.checkpoint import load_inference_checkpoint, read_checkpoint
 from scpc.models.inference import layer_sizes
 from scpc.train.seeds import mix
 
@@ -70,10 +71,10 @@ def build_probe(
 
 
 def upstream_name(path: str | os.PathLike) -> str:
+    """The model name in the checkpoint's provenance, else the file's stem."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        name = payload.get("provenance", {}).get("name")
-    except Exception:
+        name = read_checkpoint(path).get("provenance", {}).get("name")
+    except ScpcError:
         name = None
     return name or Path(path).stem
 

@@ -1,7 +1,8 @@
 """The SUPERB trainer: a task's head on a frozen (or fine-tuned) upstream, SUPERB's protocol.
 
 The config is :mod:`scpc.downstream.config`'s. Training is counted in optimiser steps
-(``max_steps``), with gradient accumulation and clipping; every ``eval_every_steps`` steps the head is scored on dev and the best one is kept (``dev-best.ckpt``);
+(``max_steps``), with gradient accumulation and clipping; every ``eval_every_steps`` steps
+the head is scored on dev and the best one is kept (``dev-best.ckpt``);
 at the end that head is scored on test (``results.json``). A task without a dev set (ASV) is
 scored on test at every evaluation and the best score is reported, as SUPERB does.
 
