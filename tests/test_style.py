@@ -17,7 +17,7 @@ PATHS = ["src", "tests", "bench", "local"]
 # lower one, never a higher one. Top-level modules and packages of scpc by layer:
 LAYERS = (
     ("cli", "hub.__main__"),
-    ("baseline", "downstream", "train", "hub", "extract", "pca", "modelinfo"),
+    ("baseline", "downstream", "train", "hub", "extract", "pca", "modelinfo", "importers"),
     ("models", "objectives", "data", "eval", "nn", "tables"),
     ("frontend", "audio", "io", "config", "errors", "masks", "progress"),
 )

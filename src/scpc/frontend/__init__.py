@@ -4,6 +4,8 @@ A front-end is built from a JSON config (``conf/feats/<feat_type>.json``) that i
 verbatim in checkpoints and feature dirs:
 
 - ``{"name": "raw"}``: the samples themselves, F = 1, one frame per sample;
+- any front-end may carry ``"input_scale"``: the waveform is multiplied by it first (32768
+  for models trained on 16-bit integer sample values, as the reference scpc's were);
 - ``{"name": "stft", "bank": {...}, ...}``: pydrobert-speech's STFT filter-bank computer,
   re-implemented in torch (see :mod:`scpc.frontend.stft`).
 

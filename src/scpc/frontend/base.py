@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from scpc.errors import ScpcError
+from scpc.frontend.config import check_input_scale
 from scpc.masks import frame_mask, utterance_cmvn
 
 WAVE_NORM_EPS = 1e-7  # raw-norm: the waveform standardised per utterance
@@ -62,6 +63,7 @@ class RawFrontend(Frontend):
         super().__init__()
         self.config = config
         self.normalize = bool(config.get("normalize", False))
+        self.input_scale = check_input_scale(config)
         self.feat_size = 1
         self.frame_shift = 1
 
@@ -72,6 +74,8 @@ class RawFrontend(Frontend):
         check_batch(wav, lens)
         mask = frame_mask(lens.to(wav.device), wav.shape[1])
         wav = wav.masked_fill(~mask, 0.0)
+        if self.input_scale != 1.0:
+            wav = wav * self.input_scale
         wav = wav.unsqueeze(-1)
         if self.normalize:
             wav = utterance_cmvn(wav, lens, eps=WAVE_NORM_EPS)

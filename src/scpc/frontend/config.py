@@ -28,6 +28,7 @@ STFT_KEYS = {
     "use_log",
     "use_power",
     "kaldi_shift",
+    "input_scale",
 }
 BANK_KEYS = {
     "fbank": {"name", "num_filts", "high_hz", "low_hz", "sampling_rate", "analytic"},
@@ -183,6 +184,15 @@ def stft_settings(config: dict[str, Any]) -> StftSettings:
 FRONTENDS = ("raw", "stft", "mfcc")
 
 
+def check_input_scale(config: dict[str, Any]) -> float:
+    """``input_scale``: what the [-1, 1] waveform is multiplied by first (32768 for a model
+    trained on 16-bit integer samples read as floats, as the reference scpc's were)."""
+    scale = config.get("input_scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise _fail(f"'input_scale' must be a positive number, got {scale!r}")
+    return float(scale)
+
+
 def check_config(config: Any) -> str:
     """Check a front-end config; return its name."""
     if not isinstance(config, dict):
@@ -192,8 +202,9 @@ def check_config(config: Any) -> str:
         raise ScpcError(
             f"front-end config: unknown front-end name {name!r} (known: {', '.join(FRONTENDS)})"
         )
+    check_input_scale(config)
     if name == "raw":
-        extra = sorted(set(config) - {"name", "normalize"})
+        extra = sorted(set(config) - {"name", "normalize", "input_scale"})
         if extra:
             raise ScpcError(f"front-end config: unknown key {extra[0]!r} in the 'raw' front-end")
         if not isinstance(config.get("normalize", False), bool):

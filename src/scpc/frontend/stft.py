@@ -26,7 +26,7 @@ import torch
 
 from scpc.frontend import filters
 from scpc.frontend.base import Frontend, check_batch
-from scpc.frontend.config import SAMPLE_RATE, stft_settings
+from scpc.frontend.config import SAMPLE_RATE, check_input_scale, stft_settings
 from scpc.masks import frame_mask
 
 LOG_FLOOR = 1e-5  # pydrobert.speech.config.LOG_FLOOR_VALUE
@@ -39,6 +39,7 @@ class StftFrontend(Frontend):
         super().__init__()
         self.config = config
         st = stft_settings(config)
+        self.input_scale = check_input_scale(config)
         self.frame_length = st.frame_length
         self.frame_shift = st.frame_shift
         self.pad_left = st.pad_left
@@ -93,7 +94,7 @@ class StftFrontend(Frontend):
         # float64 inside, as pydrobert: a float32 FFT loses the bins far below a frame's
         # loudest (log errors near 1e-3); MPS has no float64
         work = torch.float32 if wav.device.type == "mps" else torch.float64
-        frames = self._frames(wav.to(work), lens, num)
+        frames = self._frames(wav.to(work) * self.input_scale, lens, num)
         spect = torch.fft.rfft(frames * self.window.to(work), n=self.dft_size).abs()
         if self.use_power:
             spect = spect.square()

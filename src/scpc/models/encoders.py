@@ -136,10 +136,12 @@ class _AffineNorm(nn.Module):
 
 
 class ChannelNorm(_AffineNorm):
-    """Per-frame normalisation over channels (CPC's)."""
+    """Per-frame normalisation over channels (CPC's). The variance is the unbiased one, as in
+    CPC_audio and the reference scpc (``x.var(dim=1)``), so that their weights give their
+    outputs."""
 
     def statistics(self, x, lens):
-        return x.mean(1, keepdim=True), x.var(1, keepdim=True, unbiased=False)
+        return x.mean(1, keepdim=True), x.var(1, keepdim=True)
 
 
 class MaskedInstanceNorm(_AffineNorm):
