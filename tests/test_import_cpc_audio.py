@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-
 from original_code import s3prl_module
+
 from scpc.errors import ScpcError
 from scpc.importers.run import import_checkpoint
 from scpc.models.checkpoint import load_inference_checkpoint, read_checkpoint
