@@ -11,10 +11,16 @@ import types
 
 
 class _Unusable(types.ModuleType):
+    """Any attribute is a function that fails when called (imports succeed, uses do not)."""
+
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        raise RuntimeError(f"torchaudio.{name} is a stand-in in scpc's tests")
+
+        def unusable(*args, **kwargs):
+            raise RuntimeError(f"{self.__name__}.{name} is a stand-in in scpc's tests")
+
+        return unusable
 
 
 def _torchaudio_importable() -> bool:
@@ -32,6 +38,7 @@ def s3prl_module(name: str) -> types.ModuleType:
     if "torchaudio" not in sys.modules and not _torchaudio_importable():
         stub = _Unusable("torchaudio")
         stub.__path__ = []
-        for sub in ("torchaudio", "torchaudio.compliance", "torchaudio.transforms"):
-            sys.modules[sub] = stub if sub == "torchaudio" else _Unusable(sub)
+        sys.modules["torchaudio"] = stub
+        for sub in ("compliance", "compliance.kaldi", "functional", "transforms"):
+            sys.modules[f"torchaudio.{sub}"] = _Unusable(f"torchaudio.{sub}")
     return importlib.import_module(f"s3prl.{name}")

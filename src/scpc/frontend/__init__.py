@@ -7,7 +7,9 @@ verbatim in checkpoints and feature dirs:
 - any front-end may carry ``"input_scale"``: the waveform is multiplied by it first (32768
   for models trained on 16-bit integer sample values, as the reference scpc's were);
 - ``{"name": "stft", "bank": {...}, ...}``: pydrobert-speech's STFT filter-bank computer,
-  re-implemented in torch (see :mod:`scpc.frontend.stft`).
+  re-implemented in torch (see :mod:`scpc.frontend.stft`);
+- ``{"name": "online_mel", ...}``: s3prl's on-the-fly log mel / linear features of Mockingjay,
+  TERA and AALBERT (see :mod:`scpc.frontend.online_mel`).
 
 Importing this package does not import torch (checking a config needs none); building a
 front-end, or asking for :class:`Frontend`, does.
@@ -43,6 +45,10 @@ def frontend_from_config(config: dict[str, Any]) -> Frontend:
         from scpc.frontend.base import RawFrontend
 
         return RawFrontend(config)
+    if name == "online_mel":
+        from scpc.frontend.online_mel import OnlineMelFrontend
+
+        return OnlineMelFrontend(config)
     if name == "mfcc":
         from scpc.frontend.mfcc import MfccFrontend
 

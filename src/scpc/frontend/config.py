@@ -181,7 +181,40 @@ def stft_settings(config: dict[str, Any]) -> StftSettings:
     )
 
 
-FRONTENDS = ("raw", "stft", "mfcc")
+FRONTENDS = ("raw", "stft", "mfcc", "online_mel")
+
+ONLINE_MEL_DEFAULTS: dict[str, Any] = {  # s3prl's OnlinePreprocessor and get_feat_config
+    "feat_type": "mel",
+    "log": False,
+    "delta": 0,
+    "cmvn": False,
+    "n_mels": 40,
+    "n_freq": 201,
+    "win_ms": 25,
+    "hop_ms": 10,
+    "target_level": -25,
+    "eps": 1e-10,
+}
+
+
+def online_mel_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``online_mel`` front-end's settings, defaults filled in."""
+    _check_keys(config, {"name", "input_scale", *ONLINE_MEL_DEFAULTS}, "the 'online_mel' front-end")
+    st = {**ONLINE_MEL_DEFAULTS, **{k: v for k, v in config.items() if k != "name"}}
+    if st["feat_type"] not in ("mel", "linear"):
+        raise _fail(f"'feat_type' of 'online_mel' must be mel or linear, got {st['feat_type']!r}")
+    for key in ("log", "cmvn"):
+        _get(st, key, False, bool)
+    for key in ("delta", "n_mels", "n_freq"):
+        _get(st, key, 0, int)
+    for key in ("win_ms", "hop_ms", "target_level", "eps"):
+        _get(st, key, 0.0, (int, float))
+    if st["delta"] < 0 or st["n_mels"] < 1 or st["n_freq"] < 2:
+        raise _fail("'online_mel' needs delta >= 0, n_mels >= 1 and n_freq >= 2")
+    window = round(st["win_ms"] * SAMPLE_RATE / 1000)
+    if not (st["hop_ms"] > 0 and 0 < window <= 2 * (st["n_freq"] - 1)):
+        raise _fail("'online_mel' needs a window no longer than its FFT and a positive hop")
+    return st
 
 
 def check_input_scale(config: dict[str, Any]) -> float:
@@ -211,6 +244,8 @@ def check_config(config: Any) -> str:
             raise ScpcError("front-end config: 'normalize' of the 'raw' front-end is true or false")
     if name == "stft":
         stft_settings(config)
+    if name == "online_mel":
+        online_mel_settings(config)
     if name == "mfcc":
         extra = sorted(set(config) - {"name", "num_ceps", "fbank"})
         if extra:

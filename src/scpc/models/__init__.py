@@ -1,5 +1,6 @@
 """Encoders (latent and context networks), their registry and JSON (de)serialisation."""
 
+import scpc.models.bert  # noqa: F401  (registers the "bert" encoder)
 import scpc.models.spiral  # noqa: F401  (registers the "spiral" encoder)
 from scpc.models.encoders import (
     CausalConvEncoder,
