@@ -85,8 +85,12 @@ def test_num_frames_on_ints_and_tensors():
     assert fe.num_frames(torch.tensor(LENGTHS)).tolist() == expected
 
 
-def test_padded_batch_equals_each_utterance_alone(speech):
-    fe = frontend_from_config(conf("fbank-41"))
+ONLINE_MEL = {"name": "online_mel", "n_mels": 40, "log": True, "delta": 2, "cmvn": True}
+
+
+@pytest.mark.parametrize("config", [conf("fbank-41"), ONLINE_MEL], ids=["stft", "online_mel"])
+def test_padded_batch_equals_each_utterance_alone(speech, config):
+    fe = frontend_from_config(config)
     sigs = [speech[0][:16000], speech[1], speech[0][:230], speech[0][:100]]
     wav = torch.zeros(len(sigs), max(len(s) for s in sigs))
     for i, s in enumerate(sigs):
@@ -99,6 +103,30 @@ def test_padded_batch_equals_each_utterance_alone(speech):
         torch.testing.assert_close(feats[i, : lens[i]], alone[0], atol=1e-6, rtol=0)
         assert not feats[i, lens[i] :].any()
     assert int(lens[3]) == 0
+
+
+def test_input_scale_multiplies_the_waveform_first():
+    wav = torch.rand(1, 4000) - 0.5
+    raw = frontend_from_config({"name": "raw", "input_scale": 32768})
+    assert torch.equal(raw(wav, torch.tensor([4000]))[0][0, :, 0], wav[0] * 32768)
+    plain = frontend_from_config(conf("fbank-80"))
+    scaled = frontend_from_config({**conf("fbank-80"), "input_scale": 2.0})
+    # a magnitude filter bank scales linearly: log features move by log 2 (above the floor)
+    gap = scaled(wav, torch.tensor([4000]))[0] - plain(wav, torch.tensor([4000]))[0]
+    torch.testing.assert_close(gap, torch.full_like(gap, float(np.log(2))), atol=1e-5, rtol=0)
+    with pytest.raises(ScpcError, match="'input_scale' must be a positive number"):
+        frontend_from_config({"name": "raw", "input_scale": 0})
+
+
+def test_online_mel_sizes_and_frames():
+    fe = frontend_from_config(ONLINE_MEL)
+    assert fe.feat_size == 120 and fe.frame_shift == 160
+    # a centred STFT: 1 + S // hop frames, none while reflection is impossible (S <= n_fft/2)
+    assert fe.num_frames(torch.tensor([200, 201, 16000])).tolist() == [0, 2, 101]
+    linear = frontend_from_config({"name": "online_mel", "feat_type": "linear"})
+    assert linear.feat_size == 201
+    with pytest.raises(ScpcError, match="'feat_type' of 'online_mel' must be mel or linear"):
+        frontend_from_config({"name": "online_mel", "feat_type": "mfcc"})
 
 
 def test_raw_is_the_identity():

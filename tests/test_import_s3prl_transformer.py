@@ -2,11 +2,12 @@
 (its PretrainedTransformer, fed the same features) at every hidden state."""
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
-
 from original_code import s3prl_module
+
 from scpc.errors import ScpcError
 from scpc.importers.run import import_checkpoint
 from scpc.models.checkpoint import load_inference_checkpoint, read_checkpoint
@@ -170,3 +171,28 @@ def test_pickled_objects_need_allow_pickle(tmp_path):
     with pytest.raises(ScpcError, match="pass --allow-pickle if you trust its source"):
         import_checkpoint("tera", src, tmp_path / "a.ckpt")
     assert import_checkpoint("tera", src, tmp_path / "a.ckpt", allow_pickle=True).is_file()
+
+
+# ----------------------------------------- with the features: golden fixtures (torchaudio)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "s3prl_tera"
+
+
+def test_waveform_to_every_hidden_state_equals_s3prls_upstream(tmp_path):
+    """s3prl's tera UpstreamExpert (torchaudio's features) on each utterance alone, against
+    scpc's on a padded batch: tests/fixtures/s3prl_tera/README.md says how it was run."""
+    ckpt = import_checkpoint("tera", FIXTURES / "tera.ckpt", tmp_path / "tera.ckpt")
+    ours = load_inference_checkpoint(ckpt)
+    wavs = torch.load(FIXTURES / "inputs.pt")["wavs"]
+    expected = torch.load(FIXTURES / "expected.pt")["hidden_states"]
+    lens = torch.tensor([len(w) for w in wavs])
+    with torch.no_grad():
+        out = ours(torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True), lens)
+    worst = [0.0] * len(out.hidden_states)
+    for n, want in enumerate(expected):
+        frames = int(out.lens[n])
+        assert frames == want.shape[1]
+        for i, h in enumerate(out.hidden_states):
+            worst[i] = max(worst[i], float((h[n, :frames] - want[i]).abs().max()))
+    print(f"tera (waveform in) max abs difference per hidden state: {[f'{d:.1e}' for d in worst]}")
+    assert max(worst) <= TOLERANCE

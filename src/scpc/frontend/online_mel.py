@@ -38,14 +38,18 @@ def htk_mel_bank(n_freq: int, n_mels: int, rate: int = SAMPLE_RATE) -> torch.Ten
     return torch.clamp(torch.minimum(down, up), min=0.0)
 
 
-def deltas(x: torch.Tensor) -> torch.Tensor:
-    """torchaudio's compute_deltas over time of (N, T, C), edges replicated."""
+def deltas(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """torchaudio's compute_deltas over time of (N, T, C), each utterance's first and last
+    frames repeated past its own ends."""
     n = (DELTA_WINDOW - 1) // 2
-    padded = torch.cat([x[:, :1].expand(-1, n, -1), x, x[:, -1:].expand(-1, n, -1)], 1)
-    out = sum(
-        k * (padded[:, n + k : n + k + x.shape[1]] - padded[:, n - k : n - k + x.shape[1]])
-        for k in range(1, n + 1)
-    )
+    t = torch.arange(x.shape[1], device=x.device)[None]  # (1, T)
+    last = (lens.clamp(min=1) - 1)[:, None]
+
+    def shifted(k: int) -> torch.Tensor:
+        index = torch.minimum((t + k).clamp(min=0), last)  # (N, T)
+        return torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[2]))
+
+    out = sum(k * (shifted(k) - shifted(-k)) for k in range(1, n + 1))
     return out / (n * (n + 1) * (2 * n + 1) / 3)
 
 
@@ -101,7 +105,7 @@ class OnlineMelFrontend(Frontend):
             feats = (feats + st["eps"]).log()
         orders = [feats]
         for _ in range(st["delta"]):
-            orders.append(deltas(orders[-1]))
+            orders.append(deltas(orders[-1], out_lens))
         feats = torch.cat(orders, -1)
         valid = frame_mask(out_lens, num)[..., None]
         if st["cmvn"]:
