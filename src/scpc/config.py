@@ -104,7 +104,9 @@ DEFAULTS: Config = {
             "prediction_steps": 12,
             "gutted_steps": 0,
             "negative_samples": 128,
-            "negatives": "batch",  # batch (shared, fast) | utterance (from the anchor's own)
+            # batch (shared, fast) | utterance (from the anchor's own) | anchor (M per anchor,
+            # as the reference scpc and CPC_audio draw them; slow)
+            "negatives": "batch",
             "offset": 0,
             "prediction_type": "ff",  # ff | recur | csa
             "prediction_width": None,  # csa predictor's attention width; null: unbounded
@@ -185,7 +187,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "training.chunking.window_type": ("causal", "symmetric", "future"),
     "training.chunking.pad_mode": ("valid", "constant", "replicate"),
     "training.loss_type": ("cpc", "best-rq", "reconstruction", "spiral", "spin"),
-    "training.cpc_loss.negatives": ("batch", "utterance"),
+    "training.cpc_loss.negatives": ("batch", "utterance", "anchor"),
     "training.cpc_loss.prediction_type": ("ff", "recur", "csa"),
     "training.best_rq_loss.prediction_type": ("ff", "csa"),
 }

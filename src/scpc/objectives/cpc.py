@@ -3,9 +3,12 @@
 Anchors are frames t in [offset, len - K); for each step k in (gutted, K] the positive is
 z[t + k] and the score a dot product with the step's prediction from c[t]. Negatives are M
 latent frames drawn uniformly with replacement, either once per batch from every valid
-frame (``negatives="batch"``: one (M, C) matrix scores all anchors, the fast choice) or once
-per utterance from that utterance (``"utterance"``). A negative may coincide with the
-positive (probability about 1/frames). Per-term loss: logsumexp([s+, s-_1..M]) - s+; each
+frame (``negatives="batch"``: one (M, C) matrix scores all anchors, the fast choice), once
+per utterance from that utterance (``"utterance"``), or for every anchor from every valid
+frame of the batch (``"anchor"``: the reference scpc's and CPC_audio's sampling, M gathered
+latents per anchor, about 10x slower; with the same generator state it draws exactly the
+reference's negatives). A negative may coincide with the positive (probability about
+1/frames). Per-term loss: logsumexp([s+, s-_1..M]) - s+; each
 utterance's terms are averaged, then the utterances.
 """
 
@@ -35,8 +38,8 @@ def sample_negatives(
     generator: torch.Generator | None = None,
     utt_seeds: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Indices of negative frames: (num,) flat indices into N*T for "batch", (N, num) frame
-    indices per utterance for "utterance"; only frames t with offset <= t < len.
+    """Indices of negative frames: (num,) flat indices into N*T for "batch" and "anchor",
+    (N, num) frame indices per utterance for "utterance"; only frames t with offset <= t < len.
 
     With ``utt_seeds`` (N,), each utterance's "utterance" negatives come from its own seeded
     generator, so they do not depend on which other utterances share the batch (how
@@ -44,7 +47,7 @@ def sample_negatives(
     lo = torch.full_like(lens, offset)
     if (lens <= lo).any():
         raise ScpcError(f"an utterance has no frame past the offset {offset}")
-    if mode == "batch":
+    if mode in ("batch", "anchor"):  # from every valid frame of the batch
         mask = frame_mask(lens, total)
         mask[:, :offset] = False
         pool = mask.flatten().nonzero().squeeze(1)
@@ -61,7 +64,7 @@ def sample_negatives(
                 ]
             ).to(lens.device)
         return (lo[:, None] + (u * (lens - lo)[:, None]).long()).clamp(max=(lens - 1)[:, None])
-    raise ScpcError(f"unknown negative sampling {mode!r} (batch or utterance)")
+    raise ScpcError(f"unknown negative sampling {mode!r} (batch, utterance or anchor)")
 
 
 class CpcLoss(nn.Module):
@@ -124,6 +127,16 @@ class CpcLoss(nn.Module):
             p = self.predictor["out"](self.predictor["csa"](c, lens).output)
         return self.dropout(p).unflatten(-1, (self.K - self.G, -1))
 
+    def _anchor_scores(self, preds: torch.Tensor, z: torch.Tensor, neg: torch.Tensor):
+        """(N, A, K', M) scores against each anchor's own M negatives (flat indices ``neg``,
+        anchor-major from the first anchor past the offset, as the reference draws them)."""
+        N, A, steps, C = preds.shape
+        O = self.offset
+        negs = z.reshape(-1, C)[neg].view(N * (A - O), self.M, C)
+        s = torch.bmm(preds[:, O:].reshape(N * (A - O), steps, C), negs.transpose(1, 2))
+        s = s.view(N, A - O, steps, self.M)
+        return nn.functional.pad(s, (0, 0, 0, 0, O, 0))  # anchors before the offset: unused
+
     def forward(
         self,
         z: torch.Tensor,
@@ -152,13 +165,15 @@ class CpcLoss(nn.Module):
         neg = sample_negatives(
             lens,
             total=T,
-            num=self.M,
+            num=self.M * N * (A - self.offset) if self.negatives == "anchor" else self.M,
             mode=self.negatives,
             offset=self.offset,
             generator=generator,
             utt_seeds=utt_seeds,
         )
-        if self.negatives == "batch":
+        if self.negatives == "anchor":
+            s_neg = self._anchor_scores(preds, z, neg)
+        elif self.negatives == "batch":
             s_neg = preds @ z.reshape(N * T, C)[neg].T  # (N, A, K', M)
         else:
             negs = z[torch.arange(N, device=z.device)[:, None], neg]  # (N, M, C)
