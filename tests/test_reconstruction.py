@@ -141,3 +141,44 @@ def test_family_trains_and_its_checkpoint_extracts(tmp_path, mini_data, family):
     torch.testing.assert_close(
         model(wav * 3, torch.tensor([16000])).output, out.output, atol=2e-3, rtol=0
     )
+
+
+@pytest.mark.parametrize("eps", [1e-5, 1e-12])
+def test_l1_loss_equals_s3prls_spec_head_and_l1_for_the_same_alteration(eps):
+    """s3prl's TransformerForMaskedAcousticModel: SpecHead(context), then
+    L1Loss(pred.masked_select(mask_label), target.masked_select(mask_label)). scpc's head
+    LayerNorm has torch's eps 1e-5; s3prl's configs use 1e-12 (a 1e-6-level difference)."""
+    from original_code import s3prl_module
+
+    model_py = s3prl_module("upstream.mockingjay.model")
+    config = model_py.TransformerConfig(
+        {
+            "hidden_size": 24,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "hidden_act": "gelu",
+            "intermediate_size": 48,
+            "hidden_dropout_prob": 0.0,
+            "attention_probs_dropout_prob": 0.0,
+            "initializer_range": 0.02,
+            "layer_norm_eps": eps,
+            "share_layer": False,
+            "pre_layer_norm": False,
+        }
+    )
+    torch.manual_seed(0)
+    head = model_py.TransformerSpecPredictionHead(config, 10)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    context, target = torch.randn(3, 20, 24), torch.randn(3, 20, 10)
+    cells = torch.rand(3, 20, 10) < 0.3
+    theirs = torch.nn.L1Loss()(head(context)[0].masked_select(cells), target.masked_select(cells))
+    ours = ReconstructionLoss(10, 24)
+    with torch.no_grad():
+        for i, name in ((0, "dense"), (2, "LayerNorm"), (3, "output")):
+            ours.head[i].weight.copy_(getattr(head, name).weight)
+            ours.head[i].bias.copy_(getattr(head, name).bias)
+        value = ours(target, context, cells).loss
+    print(f"tera l1 (s3prl eps {eps}): ours {float(value):.8f} s3prl {float(theirs):.8f}")
+    assert abs(float(value) - float(theirs)) <= (1e-6 if eps == 1e-5 else 1e-4)
