@@ -21,12 +21,13 @@ def sources(tmp_path):
         ("cpc-audio", cpc, []),
         ("scpc-ref", FIXTURES / "scpc_ref" / "cpc.small.best.ckpt", ["--feats-args", args]),
         ("tera", FIXTURES / "s3prl_tera" / "tera.ckpt", []),
+        ("spiral", FIXTURES / "spiral" / "spiral.nemo", []),
     ]
 
 
 def test_import_cli_lists_formats_and_fails_in_one_line(tmp_path):
     help_text = run_script(ROOT / ".venv/bin/scpc-import", "--help").stdout
-    for fmt in ("scpc-ref", "cpc-audio", "mockingjay", "tera", "audio_albert"):
+    for fmt in ("scpc-ref", "cpc-audio", "mockingjay", "tera", "audio_albert", "spiral"):
         assert fmt in help_text
     bad = tmp_path / "garbage.pt"
     bad.write_bytes(b"not a checkpoint")

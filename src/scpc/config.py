@@ -51,13 +51,16 @@ DEFAULTS: Config = {
     "spiral": {  # SPIRAL's encoder: conv downsampling, then pre-LN transformer layers, per block
         "blocks": [  # SPIRAL base: 40 ms then 80 ms frames from 10 ms input
             {
-                "convs": [[384, 5, 2], [512, 5, 2], [512, 1, 1]],
+                # [out, kernel, stride(, activation)]; SPIRAL's TF-style "same" padding
+                "convs": [[384, 5, 2], [512, 5, 2], [512, 1, 1, "none"]],
+                "padding": "tf",
                 "num_layers": 2,
                 "num_heads": 8,
                 "dim_feedforward": 2048,
             },
             {
-                "convs": [[1536, 5, 2], [768, 1, 1]],
+                "convs": [[1536, 5, 2], [768, 1, 1, "none"]],
+                "padding": "tf",
                 "num_layers": 10,
                 "num_heads": 12,
                 "dim_feedforward": 3072,

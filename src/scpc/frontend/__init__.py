@@ -9,7 +9,9 @@ verbatim in checkpoints and feature dirs:
 - ``{"name": "stft", "bank": {...}, ...}``: pydrobert-speech's STFT filter-bank computer,
   re-implemented in torch (see :mod:`scpc.frontend.stft`);
 - ``{"name": "online_mel", ...}``: s3prl's on-the-fly log mel / linear features of Mockingjay,
-  TERA and AALBERT (see :mod:`scpc.frontend.online_mel`).
+  TERA and AALBERT (see :mod:`scpc.frontend.online_mel`);
+- ``{"name": "nemo_mel", ...}``: NeMo's log-mel features of SPIRAL (see
+  :mod:`scpc.frontend.nemo_mel`).
 
 Importing this package does not import torch (checking a config needs none); building a
 front-end, or asking for :class:`Frontend`, does.
@@ -49,6 +51,10 @@ def frontend_from_config(config: dict[str, Any]) -> Frontend:
         from scpc.frontend.online_mel import OnlineMelFrontend
 
         return OnlineMelFrontend(config)
+    if name == "nemo_mel":
+        from scpc.frontend.nemo_mel import NemoMelFrontend
+
+        return NemoMelFrontend(config)
     if name == "mfcc":
         from scpc.frontend.mfcc import MfccFrontend
 

@@ -181,7 +181,52 @@ def stft_settings(config: dict[str, Any]) -> StftSettings:
     )
 
 
-FRONTENDS = ("raw", "stft", "mfcc", "online_mel")
+FRONTENDS = ("raw", "stft", "mfcc", "online_mel", "nemo_mel")
+
+NEMO_MEL_DEFAULTS: dict[str, Any] = {  # NeMo's FilterbankFeatures (SPIRAL's fork)
+    "n_window_size": 320,
+    "n_window_stride": 160,
+    "window": "hann",
+    "n_fft": None,
+    "preemph": 0.97,
+    "nfilt": 64,
+    "lowfreq": 0,
+    "highfreq": None,
+    "log": True,
+    "log_zero_guard_type": "add",
+    "log_zero_guard_value": 2**-24,
+    "normalize": "per_feature",
+    "mag_power": 2.0,
+    "normalize_time_domain": False,
+}
+
+
+def nemo_mel_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``nemo_mel`` front-end's settings, defaults filled in."""
+    _check_keys(config, {"name", "input_scale", *NEMO_MEL_DEFAULTS}, "the 'nemo_mel' front-end")
+    st = {**NEMO_MEL_DEFAULTS, **{k: v for k, v in config.items() if k != "name"}}
+    for key in ("n_window_size", "n_window_stride", "nfilt"):
+        if _get(st, key, 1, int) < 1:
+            raise _fail(f"'{key}' of 'nemo_mel' must be positive")
+    if st["n_fft"] is not None and _get(st, "n_fft", 1, int) < st["n_window_size"]:
+        raise _fail("'n_fft' of 'nemo_mel' must be at least the window")
+    if st["window"] not in ("hann", "hamming", "blackman", "bartlett"):
+        raise _fail(f"unknown 'window' {st['window']!r} of 'nemo_mel'")
+    if st["normalize"] not in ("per_feature", "all_features", "none"):
+        raise _fail(
+            f"'normalize' of 'nemo_mel': per_feature, all_features or none, got {st['normalize']!r}"
+        )
+    if st["log_zero_guard_type"] not in ("add", "clamp"):
+        raise _fail("'log_zero_guard_type' of 'nemo_mel' is add or clamp")
+    for key in ("log", "normalize_time_domain"):
+        _get(st, key, False, bool)
+    for key in ("preemph", "lowfreq", "mag_power", "log_zero_guard_value"):
+        _get(st, key, 0.0, (int, float))
+    high = st["highfreq"] or SAMPLE_RATE / 2
+    if not 0 <= st["lowfreq"] < high <= SAMPLE_RATE / 2:
+        raise _fail("'nemo_mel' needs 0 <= lowfreq < highfreq <= 8000")
+    return st
+
 
 ONLINE_MEL_DEFAULTS: dict[str, Any] = {  # s3prl's OnlinePreprocessor and get_feat_config
     "feat_type": "mel",
@@ -246,6 +291,8 @@ def check_config(config: Any) -> str:
         stft_settings(config)
     if name == "online_mel":
         online_mel_settings(config)
+    if name == "nemo_mel":
+        nemo_mel_settings(config)
     if name == "mfcc":
         extra = sorted(set(config) - {"name", "num_ceps", "fbank"})
         if extra:

@@ -20,6 +20,7 @@ FORMATS = {
     "mockingjay": "scpc.importers.s3prl_transformer",
     "tera": "scpc.importers.s3prl_transformer",
     "audio_albert": "scpc.importers.s3prl_transformer",
+    "spiral": "scpc.importers.spiral_nemo",
 }
 
 

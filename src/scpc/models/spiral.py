@@ -1,13 +1,15 @@
 """SPIRAL's encoder (Huang et al., ICLR 2022): convolutional downsampling between blocks of
 pre-LN Transformer layers, down to 80 ms frames.
 
-Each block: 1-D convolutions (``[out_channels, kernel, stride]``, padding ``kernel // 2``),
-each followed by a LayerNorm over channels, ReLU and dropout; then a convolutional relative
+Each block: 1-D convolutions (``[out_channels, kernel, stride]``, optionally a fourth item,
+the activation: "relu", the default, or "none"; padding ``kernel // 2``, or SPIRAL's
+TensorFlow-style "same" padding with the block's ``padding: tf``), each followed by a LayerNorm over
+channels, the activation and dropout; then a convolutional relative
 position embedding (wav2vec 2.0's: a grouped convolution of ``pos_conv_kernel`` frames and a
 GELU, added to its input); then pre-LN Transformer layers (GELU) and a final LayerNorm.
 ``layerdrop`` skips each layer of a block with that probability in training. SPIRAL base is
-two blocks: 128 -> 384 (k5 s2) -> 512 (k5 s2) -> 512 (k1) with 2 layers of 512 (40 ms), then
--> 1536 (k5 s2) -> 768 (k1) with 10 layers of 768 (80 ms). The exposed hidden states are the
+two blocks: 128 -> 384 (k5 s2) -> 512 (k5 s2) -> 512 (k1, no activation) with 2 layers of
+512 (40 ms), then -> 1536 (k5 s2) -> 768 (k1, no activation) with 10 layers of 768 (80 ms). The exposed hidden states are the
 last block's layers (they alone run at the output frame rate).
 """
 
@@ -23,22 +25,58 @@ from scpc.errors import ScpcError
 from scpc.masks import frame_mask, mask_padding
 from scpc.models.encoders import Encoder, EncoderOutput, constructor_args
 
+ACTIVATIONS = {"relu": nn.ReLU, "none": nn.Identity}
+
 
 class _ConvLayer(nn.Module):
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, dropout: float) -> None:
+    """Convolution, LayerNorm over channels, activation, dropout; padding zeroed.
+
+    ``padding`` "symmetric": ``kernel // 2`` on each side. "tf": SPIRAL's TensorFlow-style
+    "same" padding, ``ceil(T / stride)`` frames: a stride-2 layer pads ``kernel // 2 - 1``
+    before and ``kernel // 2`` after when its input has an even number of channels (the
+    original tests the parity of ``x.size(-2)``, the channels of its (N, C, T) input), else
+    ``kernel // 2`` on both sides."""
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int,
+        dropout: float,
+        activation: str = "relu",
+        padding: str = "symmetric",
+    ) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(cin, cout, kernel, stride, kernel // 2)
+        if activation not in ACTIVATIONS:
+            raise ScpcError(f"spiral: unknown conv activation {activation!r} (relu or none)")
+        if padding not in ("symmetric", "tf"):
+            raise ScpcError(f"spiral: unknown conv padding {padding!r} (symmetric or tf)")
+        self.tf = padding == "tf"
+        self.conv = nn.Conv1d(cin, cout, kernel, stride, 0 if self.tf else kernel // 2)
         self.norm = nn.LayerNorm(cout)
+        self.activation = ACTIVATIONS[activation]()
         self.dropout = nn.Dropout(dropout)
+        self.pad_left = kernel // 2 - (1 if stride == 2 and cin % 2 == 0 else 0)
 
     def out_lens(self, lens: torch.Tensor) -> torch.Tensor:
         k, s, p = self.conv.kernel_size[0], self.conv.stride[0], self.conv.padding[0]
+        if self.tf:
+            return torch.div(lens + s - 1, s, rounding_mode="floor")
         return torch.div(lens + 2 * p - k, s, rounding_mode="floor") + 1
 
     def forward(self, x: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y = self.conv(mask_padding(x, lens).transpose(1, 2)).transpose(1, 2)
+        y = mask_padding(x, lens).transpose(1, 2)
+        if self.tf:
+            k, s = self.conv.kernel_size[0], self.conv.stride[0]
+            frames = -(-y.shape[2] // s)
+            right = s * (frames - 1) - self.pad_left + k - y.shape[2]
+            y = nn.functional.pad(y, (self.pad_left, max(right, 0)))
+        y = self.conv(y).transpose(1, 2)
+        if self.tf:
+            y = y[:, :frames]
         lens = self.out_lens(lens)
-        return mask_padding(self.dropout(torch.relu(self.norm(y))), lens), lens
+        return mask_padding(self.dropout(self.activation(self.norm(y))), lens), lens
 
 
 class _ConvPosition(nn.Module):
@@ -61,9 +99,15 @@ class _ConvPosition(nn.Module):
 class _Block(nn.Module):
     def __init__(self, cin: int, spec: dict[str, Any], pos_kernel, pos_groups, dropout) -> None:
         super().__init__()
+        padding = spec.get("padding", "symmetric")
         self.convs = nn.ModuleList()
-        for out, k, s in spec["convs"]:
-            self.convs.append(_ConvLayer(cin, out, k, s, dropout))
+        for conv in spec["convs"]:
+            if len(conv) not in (3, 4):
+                raise ScpcError(
+                    f"spiral: a conv is [out, kernel, stride(, activation)], got {conv}"
+                )
+            out, k, s, *act = conv
+            self.convs.append(_ConvLayer(cin, out, k, s, dropout, *(act or ["relu"]), padding))
             cin = out
         if cin % spec["num_heads"]:
             raise ScpcError(f"spiral: {spec['num_heads']} heads do not divide {cin} channels")
@@ -82,7 +126,7 @@ class _Block(nn.Module):
         )
         self.norm = nn.LayerNorm(cin)
         self.output_size = cin
-        self.factor = math.prod(s for _, _, s in spec["convs"])
+        self.factor = math.prod(conv[2] for conv in spec["convs"])
 
 
 class SpiralEncoder(Encoder, json_name="spiral"):

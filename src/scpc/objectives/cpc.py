@@ -131,11 +131,11 @@ class CpcLoss(nn.Module):
         """(N, A, K', M) scores against each anchor's own M negatives (flat indices ``neg``,
         anchor-major from the first anchor past the offset, as the reference draws them)."""
         N, A, steps, C = preds.shape
-        O = self.offset
-        negs = z.reshape(-1, C)[neg].view(N * (A - O), self.M, C)
-        s = torch.bmm(preds[:, O:].reshape(N * (A - O), steps, C), negs.transpose(1, 2))
-        s = s.view(N, A - O, steps, self.M)
-        return nn.functional.pad(s, (0, 0, 0, 0, O, 0))  # anchors before the offset: unused
+        first = self.offset
+        negs = z.reshape(-1, C)[neg].view(N * (A - first), self.M, C)
+        s = torch.bmm(preds[:, first:].reshape(N * (A - first), steps, C), negs.transpose(1, 2))
+        s = s.view(N, A - first, steps, self.M)
+        return nn.functional.pad(s, (0, 0, 0, 0, first, 0))  # anchors before the offset: unused
 
     def forward(
         self,
