@@ -1,6 +1,7 @@
 """Imported checkpoints work unchanged with the tools and recipes: scpc-import's command line,
 scpc-info, scpc-a2r and local/zrc_run.sh --model <name> on the mini corpus."""
 
+import json
 import shutil
 
 import torch
@@ -48,6 +49,8 @@ def test_imported_models_run_through_a2r_info_and_zrc_run(tmp_path, mini_data):
         out = run_script(ROOT / ".venv/bin/scpc-import", fmt, src, exp / name, *extra).stdout
         ckpt = exp / name / "version_0" / "best.ckpt"
         assert out.strip() == str(ckpt) and (exp / name / "version_0" / "model.yaml").is_file()
+        frontend = json.loads((exp / name / "version_0" / "frontend.json").read_text())
+        assert frontend == torch.load(ckpt, weights_only=True)["frontend"]
         info = run_script(ROOT / ".venv/bin/scpc-info", ckpt).stdout
         assert "downsampling_factor" in info or "160" in info
         reps = tmp_path / "reps" / fmt

@@ -71,6 +71,10 @@ DEFAULTS: Config = {
         "layerdrop": 0.05,
     },
     "training": {
+        # a best.ckpt (trained or imported by scpc-import) to continue: its encoder, architecture
+        # and weights, replaces latent_type/context_type/input_norm; its front-end must be
+        # this config's (feat_type). Not for spin, which names its own (spin_loss.init_checkpoint)
+        "init_checkpoint": None,
         "seed": 0,
         "device": "auto",  # auto | cpu | cuda | cuda:N
         "amp": "auto",  # auto (bf16 on a GPU that has it, else fp16; off on CPU) | bf16 | fp16 | off

@@ -6,8 +6,10 @@
     scpc-import cpc-audio cpc_small.pt cpc_small.best.ckpt
 
 OUT is an experiment dir (``exp/<name>``): the model goes to OUT/version_N/best.ckpt beside a
-model.yaml recording the import, so the recipes' ``--model <name>`` finds it. An OUT ending
-in ``.ckpt`` is the file itself. Nothing is written when the source cannot be converted.
+model.yaml recording the import and its front-end as frontend.json, so the recipes'
+``--model <name>`` finds it. An OUT ending in ``.ckpt`` is the file itself. Nothing is
+written when the source cannot be converted. To continue training an imported model, name
+it as ``training.init_checkpoint`` in a model config whose feat_type is its front-end.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -21,8 +22,9 @@ def import_checkpoint(
     feats_args: Path | None = None,
     computer_json: Path | None = None,
 ) -> Path:
-    """Convert ``src``; write ``out`` (a .ckpt) or ``out/version_N/best.ckpt`` + model.yaml.
-    Returns the checkpoint's path. Nothing is written if the conversion fails."""
+    """Convert ``src``; write ``out`` (a .ckpt) or ``out/version_N/best.ckpt`` with model.yaml
+    (the import's record) and frontend.json (its front-end). Returns the checkpoint's path.
+    Nothing is written if the conversion fails."""
     options = Options(allow_pickle=allow_pickle, feats_args=feats_args, computer_json=computer_json)
     converted = format_module(fmt).convert(src, options)
     if out.suffix == ".ckpt":
@@ -40,4 +42,7 @@ def import_checkpoint(
         with atomic_path(ckpt.parent / "model.yaml") as tmp:
             header = "# written by scpc-import: an imported model, not a training config\n"
             Path(tmp).write_text(header + yaml.safe_dump(record, sort_keys=False))
+        # its front-end as a conf/feats/<name>.json, for continuing it (training.init_checkpoint)
+        with atomic_path(ckpt.parent / "frontend.json") as tmp:
+            Path(tmp).write_text(json.dumps(converted.frontend, indent=2) + "\n")
     return ckpt

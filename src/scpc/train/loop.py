@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch.nn.parallel import DistributedDataParallel
 
 from scpc.audio import SAMPLE_RATE
-from scpc.config import Config, dump
+from scpc.config import DEFAULTS, Config, dump, merge
 from scpc.data.batch_plan import epoch_plan, rank_slice
 from scpc.data.chunking import Chunking
 from scpc.data.featdir import read_feat_dir_frontend
@@ -46,6 +47,17 @@ from scpc.train.state import TrainingState, git_commit
 from scpc.train.stop_signals import StopSignals, stop_training
 
 STATE_FORMAT = "scpc-train-state-1"
+
+
+def complete_saved_config(state: dict[str, Any]) -> dict[str, Any]:
+    """A training state saved by an older scpc, its config completed with the keys added to
+    the defaults since (their defaults keep the old behaviour), so that it still resumes."""
+    try:
+        saved = yaml.safe_load(state["config"])
+        state = {**state, "config": dump(merge(DEFAULTS, saved, "last.ckpt"))}
+    except (ScpcError, yaml.YAMLError, AttributeError, TypeError):
+        pass  # not a config this scpc can complete: the identity check reports it
+    return state
 
 
 @dataclass
@@ -181,6 +193,7 @@ class Trainer:
                 ),
             },
             self.d.device,
+            upgrade=complete_saved_config,
         )
         if saved is None:
             return False

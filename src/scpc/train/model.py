@@ -11,6 +11,7 @@ from scpc.config import Config
 from scpc.errors import ScpcError
 from scpc.frontend.base import WAVE_NORM_EPS
 from scpc.masks import frame_mask, utterance_cmvn
+from scpc.models.checkpoint import InferenceModel, load_inference_checkpoint
 from scpc.models.encoders import (
     CausalConvEncoder,
     CausalSelfAttentionEncoder,
@@ -92,6 +93,30 @@ def build_context(config: Config, input_size: int) -> Encoder:
     return IdentityEncoder(input_size)
 
 
+def checkpoint_upstream(config: Config, path: str) -> InferenceModel:
+    """A best.ckpt to continue, checked to take this config's features."""
+    upstream = load_inference_checkpoint(path)
+    fe = config.get("frontend")
+    if fe is not None and upstream.frontend.config != fe:
+        raise ScpcError(
+            f"{path}: its front-end differs from this config's ({config['feat_type']}); make "
+            "feat_type name its front-end (scpc-import writes it as frontend.json)"
+        )
+    return upstream
+
+
+def continued_encoder(config: Config, path: str, feat_size: int) -> tuple[Encoder, Encoder]:
+    """(latent, context) of a checkpoint's encoder: a sequence's first member and the rest, or
+    an identity and the whole encoder."""
+    encoder = checkpoint_upstream(config, path).encoder.train()
+    if encoder.input_size != feat_size:
+        raise ScpcError(f"{path}: its encoder takes {encoder.input_size} features, not {feat_size}")
+    if isinstance(encoder, EncoderSequence) and len(encoder.encoders) > 1:
+        first, *rest = encoder.encoders
+        return first, rest[0] if len(rest) == 1 else EncoderSequence(*rest)
+    return IdentityEncoder(feat_size), encoder
+
+
 class PretrainModel(nn.Module):
     """Latent encoder, context encoder and the objective's own parameters (predictors,
     heads); ``encoder()`` is what inference keeps."""
@@ -104,7 +129,10 @@ class PretrainModel(nn.Module):
             UtteranceCmvnEncoder(feat_size) if config["input_norm"] == "utterance" else None
         )
         self.loss_type = t["loss_type"]
-        if self.loss_type != "spin":  # Spin's encoder is the checkpoint it continues
+        if self.loss_type != "spin" and t["init_checkpoint"]:
+            self.input_norm = None  # the checkpoint's encoder holds any normalisation
+            self.latent, self.context = continued_encoder(config, t["init_checkpoint"], feat_size)
+        elif self.loss_type != "spin":  # Spin's encoder is the checkpoint it continues
             self.latent = build_latent(config, feat_size)
             self.context = build_context(config, self.latent.output_size)
         if self.loss_type == "cpc":
@@ -254,7 +282,6 @@ class PretrainModel(nn.Module):
 
     # ------------------------------------------------------------------ Spin
     def _init_spin(self, config: Config) -> None:
-        from scpc.models.checkpoint import load_inference_checkpoint
         from scpc.models.freeze import train_last_layers
 
         c = config["training"]["spin_loss"]
@@ -262,14 +289,7 @@ class PretrainModel(nn.Module):
             raise ScpcError(
                 "spin continues a pre-trained model: set training.spin_loss.init_checkpoint"
             )
-        upstream = load_inference_checkpoint(c["init_checkpoint"])
-        fe = config.get("frontend")
-        if getattr(upstream.frontend, "config", None) is not None and fe is not None:
-            if upstream.frontend.config != fe:
-                raise ScpcError(
-                    f"{c['init_checkpoint']}: its front-end differs from this config's "
-                    f"({config['feat_type']}); use the upstream's feat_type"
-                )
+        upstream = checkpoint_upstream(config, c["init_checkpoint"])
         if upstream.frontend.feat_size != 1:
             raise ScpcError(
                 f"{c['init_checkpoint']}: spin perturbs waveforms; it needs an upstream with a "
