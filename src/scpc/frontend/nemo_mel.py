@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from scpc.frontend.base import Frontend, check_batch
+from scpc.frontend.centred import CentredStftFrontend, centred_frames, padded_window
 from scpc.frontend.config import SAMPLE_RATE, check_input_scale, nemo_mel_settings
 from scpc.masks import frame_mask
 
@@ -58,7 +58,7 @@ def slaney_mel_bank(n_fft: int, nfilt: int, low: float, high: float, rate: int =
     return weights * (2.0 / (edges[2 : nfilt + 2] - edges[:nfilt]))[:, None]
 
 
-class NemoMelFrontend(Frontend):
+class NemoMelFrontend(CentredStftFrontend):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.config = config
@@ -75,9 +75,7 @@ class NemoMelFrontend(Frontend):
             "blackman": torch.blackman_window,
             "bartlett": torch.bartlett_window,
         }[st["window"]](self.frame_length, periodic=False, dtype=torch.float64)
-        left = (self.n_fft - self.frame_length) // 2  # torch.stft centres a shorter window
-        window = torch.nn.functional.pad(window, (left, self.n_fft - self.frame_length - left))
-        self.register_buffer("window", window, persistent=False)
+        self.register_buffer("window", padded_window(window, self.n_fft), persistent=False)
         bank = slaney_mel_bank(
             self.n_fft, st["nfilt"], st["lowfreq"], st["highfreq"] or SAMPLE_RATE / 2
         )
@@ -91,14 +89,8 @@ class NemoMelFrontend(Frontend):
             return torch.where(num_samples <= self.n_fft // 2, 0, frames)
         return 0 if num_samples <= self.n_fft // 2 else -(-num_samples // self.frame_shift)
 
-    def forward(self, wav: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        check_batch(wav, lens)
+    def features(self, wav, lens, out_lens, num) -> torch.Tensor:
         st = self.settings
-        lens = lens.to(device=wav.device, dtype=torch.long)
-        out_lens = self.num_frames(lens)
-        num = int(out_lens.max()) if lens.numel() else 0
-        if num == 0:
-            return wav.new_zeros(wav.shape[0], 0, self.feat_size), out_lens
         real = frame_mask(lens, wav.shape[1])
         x = wav.double().masked_fill(~real, 0.0) * self.input_scale
         if st["normalize_time_domain"]:
@@ -107,13 +99,7 @@ class NemoMelFrontend(Frontend):
             x = torch.cat([x[:, :1], x[:, 1:] - st["preemph"] * x[:, :-1]], 1).masked_fill(
                 ~real, 0.0
             )
-        # centred frames, each utterance reflected at its own ends (no edge repeat)
-        half = self.n_fft // 2
-        pos = torch.arange((num - 1) * self.frame_shift + self.n_fft, device=wav.device) - half
-        size = lens.clamp(min=2)[:, None]
-        pos = torch.remainder(pos[None].abs(), 2 * (size - 1))
-        pos = torch.where(pos >= size, 2 * (size - 1) - pos, pos)
-        frames = torch.gather(x, 1, pos).unfold(1, self.n_fft, self.frame_shift)
+        frames = centred_frames(x, lens, num, self.n_fft, self.frame_shift)
         spect = torch.fft.rfft(frames * self.window, n=self.n_fft).abs()
         if st["mag_power"] != 1.0:
             spect = spect.pow(st["mag_power"])
@@ -134,4 +120,4 @@ class NemoMelFrontend(Frontend):
             var = (feats - mean).masked_fill(~valid, 0.0).square().sum(dims, keepdim=True)
             std = (var / (count - 1).clamp(min=1)).sqrt()
             feats = (feats - mean) / (std + NORM_EPS)
-        return feats.masked_fill(~valid, 0.0).to(wav.dtype), out_lens
+        return feats.masked_fill(~valid, 0.0)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from scpc.frontend.base import Frontend, check_batch
+from scpc.frontend.centred import CentredStftFrontend, centred_frames, padded_window
 from scpc.frontend.config import SAMPLE_RATE, check_input_scale, online_mel_settings
 from scpc.masks import frame_mask
 
@@ -53,7 +53,7 @@ def deltas(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
     return out / (n * (n + 1) * (2 * n + 1) / 3)
 
 
-class OnlineMelFrontend(Frontend):
+class OnlineMelFrontend(CentredStftFrontend):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.config = config
@@ -66,9 +66,7 @@ class OnlineMelFrontend(Frontend):
         bands = st["n_mels"] if st["feat_type"] == "mel" else st["n_freq"]
         self.feat_size = bands * (1 + st["delta"])
         window = torch.hann_window(self.frame_length, dtype=torch.float64)
-        left = (self.n_fft - self.frame_length) // 2  # torch.stft centres a shorter window
-        window = torch.nn.functional.pad(window, (left, self.n_fft - self.frame_length - left))
-        self.register_buffer("window", window, persistent=False)
+        self.register_buffer("window", padded_window(window, self.n_fft), persistent=False)
         self.register_buffer(
             "bank", htk_mel_bank(st["n_freq"], st["n_mels"]).double(), persistent=False
         )
@@ -79,26 +77,12 @@ class OnlineMelFrontend(Frontend):
             return torch.where(num_samples <= self.n_fft // 2, 0, frames)
         return 0 if num_samples <= self.n_fft // 2 else num_samples // self.frame_shift + 1
 
-    def forward(self, wav: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        check_batch(wav, lens)
+    def features(self, wav, lens, out_lens, num) -> torch.Tensor:
         st = self.settings
-        lens = lens.to(device=wav.device, dtype=torch.long)
-        out_lens = self.num_frames(lens)
-        num = int(out_lens.max()) if lens.numel() else 0
-        if num == 0:
-            return wav.new_zeros(wav.shape[0], 0, self.feat_size), out_lens
-        # float64 inside: the float32 original's own rounding is then the only difference
         x = wav.double().masked_fill(~frame_mask(lens, wav.shape[1]), 0.0) * self.input_scale
         rms = (x.square().sum(1) / lens.clamp(min=1)).sqrt()
         x = x * ((10 ** (st["target_level"] / 20)) / (rms + 1e-10))[:, None]
-        # centred frames, each signal reflected at its own ends (no edge repeat)
-        half = self.n_fft // 2
-        pos = torch.arange((num - 1) * self.frame_shift + self.n_fft, device=wav.device) - half
-        size = lens.clamp(min=2)[:, None]
-        pos = pos[None].abs()
-        pos = torch.remainder(pos, 2 * (size - 1))
-        pos = torch.where(pos >= size, 2 * (size - 1) - pos, pos)
-        frames = torch.gather(x, 1, pos).unfold(1, self.n_fft, self.frame_shift)
+        frames = centred_frames(x, lens, num, self.n_fft, self.frame_shift)
         power = torch.fft.rfft(frames * self.window, n=self.n_fft).abs().square()
         feats = power @ self.bank if st["feat_type"] == "mel" else power
         if st["log"]:
@@ -114,4 +98,4 @@ class OnlineMelFrontend(Frontend):
             var = ((feats - mean).masked_fill(~valid, 0.0).square()).sum(1, keepdim=True)
             std = (var / (count - 1).clamp(min=1)).sqrt()
             feats = (feats - mean) / (std + st["eps"])
-        return feats.masked_fill(~valid, 0.0).to(wav.dtype), out_lens
+        return feats.masked_fill(~valid, 0.0)
