@@ -4,12 +4,14 @@ scpc-info, scpc-a2r and local/zrc_run.sh --model <name> on the mini corpus."""
 import json
 import shutil
 
+import test_superb
 import torch
 from conftest import CORPUS, ROOT, run_script
 from test_import_cpc_audio import config as cpc_config
 from test_import_cpc_audio import original_model as cpc_model
 
 FIXTURES = ROOT / "tests" / "fixtures"
+small_data, small_config = test_superb.small_data, test_superb.small_config  # a fixture
 
 
 def sources(tmp_path):
@@ -64,3 +66,22 @@ def test_imported_models_run_through_a2r_info_and_zrc_run(tmp_path, mini_data):
         proc = run_script(*zrc)
         rows = [r.split() for r in proc.stdout.splitlines() if r.startswith(name)]
         assert rows and all(0 <= float(x) <= 100 for x in rows[0][2:]), proc.stdout
+
+
+def test_imported_tera_runs_through_superb_run(tmp_path, mini_data, small_data):
+    """A probe on every hidden state of an imported model (TERA: the input representation
+    and each layer, weighted as s3prl's featurizer does)."""
+    exp = tmp_path / "exp"
+    run_script(
+        ROOT / ".venv/bin/scpc-import", "tera", FIXTURES / "s3prl_tera" / "tera.ckpt", exp / "tera"
+    )
+    conf = small_config(tmp_path, small_data, "phone_linear", max_steps=2)
+    opts = ["--task", "phone_linear", "--model", "tera", "--config", conf]
+    proc = run_script(
+        ROOT / "local" / "superb_run.sh", *opts, "--datadir", mini_data.parent, "--expdir", exp
+    )
+    assert proc.stdout.startswith("phone_linear tera: accuracy "), proc.stdout
+    result = json.loads(
+        next((exp / "tera" / "version_0" / "superb").rglob("results.json")).read_text()
+    )
+    assert len(result["layer_weights"]) == 3
