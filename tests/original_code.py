@@ -34,11 +34,19 @@ def _torchaudio_importable() -> bool:
 
 
 def s3prl_module(name: str) -> types.ModuleType:
-    """``s3prl.<name>``, importing it with a torchaudio stand-in if torchaudio cannot load."""
-    if "torchaudio" not in sys.modules and not _torchaudio_importable():
-        stub = _Unusable("torchaudio")
+    """``s3prl.<name>``, importing it with a torchaudio stand-in if torchaudio cannot load (or
+    another stand-in, such as the ABX wrapper's, is already there: the submodules s3prl's
+    model files import are added to it)."""
+    stub = sys.modules.get("torchaudio")
+    if stub is None and not _torchaudio_importable():
+        stub = sys.modules["torchaudio"] = _Unusable("torchaudio")
         stub.__path__ = []
-        sys.modules["torchaudio"] = stub
-        for sub in ("compliance", "compliance.kaldi", "functional", "transforms"):
-            sys.modules[f"torchaudio.{sub}"] = _Unusable(f"torchaudio.{sub}")
+    if stub is not None and getattr(stub, "__file__", None) is None:  # a stand-in
+        for sub in ("compliance", "functional", "transforms"):
+            if f"torchaudio.{sub}" not in sys.modules:
+                sys.modules[f"torchaudio.{sub}"] = _Unusable(f"torchaudio.{sub}")
+            setattr(stub, sub, sys.modules[f"torchaudio.{sub}"])
+        if "torchaudio.compliance.kaldi" not in sys.modules:
+            sys.modules["torchaudio.compliance.kaldi"] = _Unusable("torchaudio.compliance.kaldi")
+        sys.modules["torchaudio.compliance"].kaldi = sys.modules["torchaudio.compliance.kaldi"]
     return importlib.import_module(f"s3prl.{name}")
