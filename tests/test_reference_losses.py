@@ -1,5 +1,6 @@
-"""scpc's CPC and BEST-RQ losses against the reference scpc's, for the same weights, batch,
-negatives and masks (golden fixtures: tests/fixtures/scpc_ref/README.md)."""
+"""scpc's CPC and BEST-RQ losses against the reference scpc's, and SPIRAL's contrastive loss
+against SPIRAL's, for the same weights, batch, negatives and masks (golden fixtures:
+tests/fixtures/scpc_ref/README.md, tests/fixtures/spiral/README.md)."""
 
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import torch
 
 from scpc.objectives.bestrq import BestRqLoss
 from scpc.objectives.cpc import CpcLoss
+from scpc.objectives.spiral import contrastive_loss, in_utterance_negatives
 
 FIXTURES = Path(__file__).parent / "fixtures" / "scpc_ref"
 
@@ -62,3 +64,14 @@ def test_bestrq_is_the_reference_network_on_masked_frames_of_standardised_featur
     # the reference scores the frames it did not mask (its mask is True where the input was
     # left alone), of unnormalised features: a deliberate difference, pinned here
     assert abs(ours - as_trained) > 1e-2
+
+
+def test_spiral_contrastive_loss_equals_spirals_wav2vec_loss():
+    """SPIRAL's Wav2VecLoss (cosine similarity / temperature, a negative equal to the
+    positive masked) on ST2VecEncoder's in-utterance negatives, drawn from the same stream."""
+    data = torch.load(Path(__file__).parent / "fixtures" / "spiral" / "spiral_loss.pt")
+    generator = torch.Generator().manual_seed(data["seed"])
+    own, neg = in_utterance_negatives(data["lens"], data["negatives"], generator)
+    ours = contrastive_loss(data["pred"], data["target"], own, neg, data["temperature"]).loss
+    print(f"spiral loss: ours {float(ours):.7f} SPIRAL {float(data['loss']):.7f}")
+    assert abs(float(ours) - float(data["loss"])) <= 1e-5
