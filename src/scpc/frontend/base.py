@@ -42,6 +42,25 @@ class Frontend(nn.Module):
         raise NotImplementedError
 
 
+class FramedFrontend(Frontend):
+    """A front-end of frames: checks the batch, counts the frames and answers an empty batch;
+    subclasses compute ``features`` (N, num, F) of batches with ``num`` > 0 frames."""
+
+    def features(
+        self, wav: torch.Tensor, lens: torch.Tensor, out_lens: torch.Tensor, num: int
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, wav: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_batch(wav, lens)
+        lens = lens.to(device=wav.device, dtype=torch.long)
+        out_lens = self.num_frames(lens)
+        num = int(out_lens.max()) if lens.numel() else 0
+        if num == 0:
+            return wav.new_zeros(wav.shape[0], 0, self.feat_size), out_lens
+        return self.features(wav, lens, out_lens, num).to(wav.dtype), out_lens
+
+
 def check_batch(wav: torch.Tensor, lens: torch.Tensor) -> None:
     if wav.dim() != 2:
         raise ScpcError(f"front-end input must be (N, S) audio, got shape {tuple(wav.shape)}")

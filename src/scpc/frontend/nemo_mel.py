@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from scpc.frontend.centred import CentredStftFrontend, centred_frames, padded_window
+from scpc.frontend.base import FramedFrontend
+from scpc.frontend.centred import centred_frames, padded_window
 from scpc.frontend.config import SAMPLE_RATE, check_input_scale, nemo_mel_settings
 from scpc.masks import frame_mask
 
@@ -58,7 +59,7 @@ def slaney_mel_bank(n_fft: int, nfilt: int, low: float, high: float, rate: int =
     return weights * (2.0 / (edges[2 : nfilt + 2] - edges[:nfilt]))[:, None]
 
 
-class NemoMelFrontend(CentredStftFrontend):
+class NemoMelFrontend(FramedFrontend):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.config = config

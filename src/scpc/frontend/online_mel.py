@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from scpc.frontend.centred import CentredStftFrontend, centred_frames, padded_window
+from scpc.frontend.base import FramedFrontend
+from scpc.frontend.centred import centred_frames, padded_window
 from scpc.frontend.config import SAMPLE_RATE, check_input_scale, online_mel_settings
 from scpc.masks import frame_mask
 
@@ -53,7 +54,7 @@ def deltas(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
     return out / (n * (n + 1) * (2 * n + 1) / 3)
 
 
-class OnlineMelFrontend(CentredStftFrontend):
+class OnlineMelFrontend(FramedFrontend):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.config = config

@@ -25,14 +25,14 @@ from typing import Any
 import torch
 
 from scpc.frontend import filters
-from scpc.frontend.base import Frontend, check_batch
+from scpc.frontend.base import FramedFrontend
 from scpc.frontend.config import SAMPLE_RATE, check_input_scale, stft_settings
 from scpc.masks import frame_mask
 
 LOG_FLOOR = 1e-5  # pydrobert.speech.config.LOG_FLOOR_VALUE
 
 
-class StftFrontend(Frontend):
+class StftFrontend(FramedFrontend):
     """pydrobert-speech's ``stft`` frame computer with a linear filter bank, in torch."""
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -84,13 +84,7 @@ class StftFrontend(Frontend):
         padded = torch.gather(wav, 1, pos)  # (N, span)
         return padded.unfold(1, self.frame_length, self.frame_shift)
 
-    def forward(self, wav: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        check_batch(wav, lens)
-        lens = lens.to(device=wav.device, dtype=torch.long)
-        out_lens = self.num_frames(lens)
-        num = int(out_lens.max()) if lens.numel() else 0
-        if num == 0:
-            return wav.new_zeros(wav.shape[0], 0, self.feat_size), out_lens
+    def features(self, wav, lens, out_lens, num) -> torch.Tensor:
         # float64 inside, as pydrobert: a float32 FFT loses the bins far below a frame's
         # loudest (log errors near 1e-3); MPS has no float64
         work = torch.float32 if wav.device.type == "mps" else torch.float64
@@ -107,4 +101,4 @@ class StftFrontend(Frontend):
         if self.use_log:
             feats = feats.clamp(min=LOG_FLOOR).log()
         valid = frame_mask(out_lens.to(wav.device), num)
-        return feats.masked_fill(~valid[..., None], 0.0).to(wav.dtype), out_lens
+        return feats.masked_fill(~valid[..., None], 0.0)
