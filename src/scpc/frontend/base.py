@@ -82,6 +82,8 @@ class RawFrontend(Frontend):
         super().__init__()
         self.config = config
         self.normalize = bool(config.get("normalize", False))
+        # fairseq's F.layer_norm(wav, wav.shape) is this with eps 1e-5
+        self.normalize_eps = float(config.get("normalize_eps", WAVE_NORM_EPS))
         self.input_scale = check_input_scale(config)
         self.feat_size = 1
         self.frame_shift = 1
@@ -97,5 +99,5 @@ class RawFrontend(Frontend):
             wav = wav * self.input_scale
         wav = wav.unsqueeze(-1)
         if self.normalize:
-            wav = utterance_cmvn(wav, lens, eps=WAVE_NORM_EPS)
+            wav = utterance_cmvn(wav, lens, eps=self.normalize_eps)
         return wav, lens

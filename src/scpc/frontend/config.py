@@ -282,11 +282,14 @@ def check_config(config: Any) -> str:
         )
     check_input_scale(config)
     if name == "raw":
-        extra = sorted(set(config) - {"name", "normalize", "input_scale"})
+        extra = sorted(set(config) - {"name", "normalize", "normalize_eps", "input_scale"})
         if extra:
             raise ScpcError(f"front-end config: unknown key {extra[0]!r} in the 'raw' front-end")
         if not isinstance(config.get("normalize", False), bool):
             raise ScpcError("front-end config: 'normalize' of the 'raw' front-end is true or false")
+        eps = config.get("normalize_eps", 1e-7)
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+            raise ScpcError("front-end config: 'normalize_eps' of the 'raw' front-end is positive")
     if name == "stft":
         stft_settings(config)
     if name == "online_mel":

@@ -21,6 +21,8 @@ FORMATS = {
     "tera": "scpc.importers.s3prl_transformer",
     "audio_albert": "scpc.importers.s3prl_transformer",
     "spiral": "scpc.importers.spiral_nemo",
+    "hubert": "scpc.importers.fairseq_wav2vec2",
+    "wav2vec2": "scpc.importers.fairseq_wav2vec2",
 }
 
 

@@ -296,6 +296,7 @@ class PretrainModel(nn.Module):
                 "raw (waveform) front-end"
             )
         self.normalize_wave = bool(getattr(upstream.frontend, "normalize", False))
+        self.normalize_eps = float(getattr(upstream.frontend, "normalize_eps", WAVE_NORM_EPS))
         self.latent = upstream.encoder
         self.context = IdentityEncoder(self.latent.output_size)
         train_last_layers(self.latent, c["trainable_layers"])  # the others are frozen
@@ -330,7 +331,8 @@ class PretrainModel(nn.Module):
             seed = int(utt_seeds[i]) if utt_seeds is not None else i
             y = perturb_speaker(x / peak, np.random.default_rng(seed), *self.perturb_args)
             if self.normalize_wave:  # the front-end's per-utterance standardisation again
-                y = utterance_cmvn(torch.from_numpy(y)[None, :, None], eps=WAVE_NORM_EPS)[0, :, 0]
+                y = utterance_cmvn(torch.from_numpy(y)[None, :, None], eps=self.normalize_eps)
+                y = y[0, :, 0]
                 y = y.numpy()
             else:
                 y = y * peak
