@@ -30,7 +30,16 @@ def sources(tmp_path):
 
 def test_import_cli_lists_formats_and_fails_in_one_line(tmp_path):
     help_text = run_script(ROOT / ".venv/bin/scpc-import", "--help").stdout
-    for fmt in ("scpc-ref", "cpc-audio", "mockingjay", "tera", "audio_albert", "spiral"):
+    for fmt in (
+        "scpc-ref",
+        "cpc-audio",
+        "mockingjay",
+        "tera",
+        "audio_albert",
+        "spiral",
+        "hubert",
+        "wav2vec2",
+    ):
         assert fmt in help_text
     bad = tmp_path / "garbage.pt"
     bad.write_bytes(b"not a checkpoint")
