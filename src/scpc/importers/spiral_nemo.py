@@ -24,6 +24,7 @@ from scpc.frontend import frontend_from_config
 from scpc.frontend.config import SAMPLE_RATE
 from scpc.importers.common import Converted, Options, load_weights, read_source
 from scpc.models.spiral import SpiralEncoder
+from scpc.models.wav2vec2 import fairseq_layer_state, fold_weight_norm
 
 DESCRIPTION = "SPIRAL's .nemo archives and Lightning checkpoints (NeMo fork)"
 WHAT = "SPIRAL checkpoint"
@@ -158,18 +159,6 @@ def _blocks(fe: dict[str, Any], src: Path) -> tuple[list[dict[str, Any]], int, i
     return blocks, kernel, groups, dropout
 
 
-def _weight_norm(state: dict[str, torch.Tensor], prefix: str) -> torch.Tensor:
-    """weight_norm(dim=2)'s weight from its g and v (either of torch's two layouts)."""
-    g = state.get(f"{prefix}weight_g", state.get(f"{prefix}parametrizations.weight.original0"))
-    v = state.get(f"{prefix}weight_v", state.get(f"{prefix}parametrizations.weight.original1"))
-    if g is None or v is None:
-        w = state.get(f"{prefix}weight")
-        if w is None:
-            raise ScpcError(f"no position convolution weight at {prefix}")
-        return w
-    return v * (g / v.norm(dim=(0, 1), keepdim=True))
-
-
 def _renamed(state, prefix: str, blocks: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     ours: dict[str, torch.Tensor] = {}
     module = 0
@@ -185,26 +174,10 @@ def _renamed(state, prefix: str, blocks: list[dict[str, Any]]) -> dict[str, torc
             ours[f"blocks.{b}.convs.{c}.norm.bias"] = state[p + "norm.bias"]
             module += 1
         p = f"{prefix}block_modules.{module}."
-        ours[f"blocks.{b}.position.conv.weight"] = _weight_norm(state, p + "pos_conv.0.")
+        ours[f"blocks.{b}.position.conv.weight"] = fold_weight_norm(state, p + "pos_conv.0.")
         ours[f"blocks.{b}.position.conv.bias"] = state[p + "pos_conv.0.bias"]
         for j in range(block["num_layers"]):
-            lp, op = f"{p}layers.{j}.", f"blocks.{b}.layers.{j}."
-            attn = lp + "self_attn."
-            ours[op + "self_attn.in_proj_weight"] = torch.cat(
-                [state[f"{attn}{x}_proj.weight"] for x in "qkv"]
-            )
-            ours[op + "self_attn.in_proj_bias"] = torch.cat(
-                [state[f"{attn}{x}_proj.bias"] for x in "qkv"]
-            )
-            for theirs, mine in (
-                ("self_attn.out_proj", "self_attn.out_proj"),
-                ("self_attn_layer_norm", "norm1"),
-                ("final_layer_norm", "norm2"),
-                ("fc1", "linear1"),
-                ("fc2", "linear2"),
-            ):
-                ours[f"{op}{mine}.weight"] = state[f"{lp}{theirs}.weight"]
-                ours[f"{op}{mine}.bias"] = state[f"{lp}{theirs}.bias"]
+            ours.update(fairseq_layer_state(state, f"{p}layers.{j}.", f"blocks.{b}.layers.{j}."))
         ours[f"blocks.{b}.norm.weight"] = state[p + "layer_norm.weight"]
         ours[f"blocks.{b}.norm.bias"] = state[p + "layer_norm.bias"]
         module += 1

@@ -157,6 +157,37 @@ class Wav2Vec2Encoder(Encoder, json_name="wav2vec2"):
         return EncoderOutput(h, lens, tuple(states))
 
 
+def fold_weight_norm(state: dict[str, torch.Tensor], prefix: str) -> torch.Tensor:
+    """The effective weight of fairseq's weight-normalised position convolution (dim=2), from
+    either of torch's layouts (weight_g/weight_v, or parametrizations), or a plain weight."""
+    g = state.get(f"{prefix}weight_g", state.get(f"{prefix}parametrizations.weight.original0"))
+    v = state.get(f"{prefix}weight_v", state.get(f"{prefix}parametrizations.weight.original1"))
+    if g is None or v is None:
+        return state[f"{prefix}weight"]
+    return v * (g / v.norm(dim=(0, 1), keepdim=True))
+
+
+def fairseq_layer_state(state: dict[str, torch.Tensor], theirs: str, ours: str) -> dict[str, Any]:
+    """A fairseq TransformerSentenceEncoderLayer's weights (prefix ``theirs``) renamed for
+    torch's TransformerEncoderLayer (prefix ``ours``): q/k/v stacked into in_proj."""
+    out = {
+        f"{ours}self_attn.in_proj_{kind}": torch.cat(
+            [state[f"{theirs}self_attn.{x}_proj.{kind}"] for x in "qkv"]
+        )
+        for kind in ("weight", "bias")
+    }
+    for name, mine in (
+        ("self_attn.out_proj", "self_attn.out_proj"),
+        ("self_attn_layer_norm", "norm1"),
+        ("final_layer_norm", "norm2"),
+        ("fc1", "linear1"),
+        ("fc2", "linear2"),
+    ):
+        for kind in ("weight", "bias"):
+            out[f"{ours}{mine}.{kind}"] = state[f"{theirs}{name}.{kind}"]
+    return out
+
+
 def fairseq_state(
     state: dict[str, torch.Tensor], num_layers: int, conv_count: int
 ) -> dict[str, Any]:
@@ -176,33 +207,10 @@ def fairseq_state(
         for kind in ("weight", "bias"):
             if f"{name}.{kind}" in state:
                 ours[f"{name}.{kind}"] = state[f"{name}.{kind}"]
-    g = state.get(
-        "encoder.pos_conv.0.weight_g",
-        state.get("encoder.pos_conv.0.parametrizations.weight.original0"),
-    )
-    v = state.get(
-        "encoder.pos_conv.0.weight_v",
-        state.get("encoder.pos_conv.0.parametrizations.weight.original1"),
-    )
-    ours["pos_conv.weight"] = v * (g / v.norm(dim=(0, 1), keepdim=True))
+    ours["pos_conv.weight"] = fold_weight_norm(state, "encoder.pos_conv.0.")
     ours["pos_conv.bias"] = state["encoder.pos_conv.0.bias"]
     for j in range(num_layers):
-        lp, op = f"encoder.layers.{j}.", f"layers.{j}."
-        ours[op + "self_attn.in_proj_weight"] = torch.cat(
-            [state[f"{lp}self_attn.{x}_proj.weight"] for x in "qkv"]
-        )
-        ours[op + "self_attn.in_proj_bias"] = torch.cat(
-            [state[f"{lp}self_attn.{x}_proj.bias"] for x in "qkv"]
-        )
-        for theirs, mine in (
-            ("self_attn.out_proj", "self_attn.out_proj"),
-            ("self_attn_layer_norm", "norm1"),
-            ("final_layer_norm", "norm2"),
-            ("fc1", "linear1"),
-            ("fc2", "linear2"),
-        ):
-            ours[f"{op}{mine}.weight"] = state[f"{lp}{theirs}.weight"]
-            ours[f"{op}{mine}.bias"] = state[f"{lp}{theirs}.bias"]
+        ours.update(fairseq_layer_state(state, f"encoder.layers.{j}.", f"layers.{j}."))
     ours["encoder_layer_norm.weight"] = state["encoder.layer_norm.weight"]
     ours["encoder_layer_norm.bias"] = state["encoder.layer_norm.bias"]
     return ours
