@@ -23,6 +23,7 @@ FORMATS = {
     "spiral": "scpc.importers.spiral_nemo",
     "hubert": "scpc.importers.fairseq_wav2vec2",
     "wav2vec2": "scpc.importers.fairseq_wav2vec2",
+    "wavlm": "scpc.importers.wavlm",
 }
 
 

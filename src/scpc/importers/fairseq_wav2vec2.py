@@ -18,6 +18,7 @@ from scpc.errors import ScpcError
 from scpc.importers.common import Converted, Options, load_weights, read_source
 from scpc.importers.spiral_nemo import plain
 from scpc.models.wav2vec2 import Wav2Vec2Encoder, fairseq_state
+from scpc.models.wavlm import WavLMEncoder, wavlm_state
 
 DESCRIPTION = "fairseq wav2vec 2.0 / HuBERT checkpoints (and s3prl's converted ones)"
 WHAT = "fairseq wav2vec 2.0 / HuBERT checkpoint"
@@ -55,6 +56,8 @@ def _configs(payload: dict, path: Path) -> tuple[dict, dict, dict]:
         raise ScpcError(f"{path}: not a {WHAT}: no 'model' or 'model_weight' entry")
     if payload.get("cfg") is not None:
         cfg = plain(payload["cfg"])
+        if "model" not in cfg:  # WavLM's: one flat config, normalize included
+            return cfg, cfg, payload["model"]
         return cfg.get("model") or {}, cfg.get("task") or {}, payload["model"]
     if payload.get("args") is not None:  # fairseq before hydra: one argparse namespace
         args = plain(
@@ -65,6 +68,11 @@ def _configs(payload: dict, path: Path) -> tuple[dict, dict, dict]:
 
 
 def convert(src: Path, options: Options) -> Converted:
+    return convert_fairseq(src, options, wavlm=False)
+
+
+def convert_fairseq(src: Path, options: Options, wavlm: bool) -> Converted:
+    """wav2vec 2.0 / HuBERT, or with ``wavlm`` WavLM (its relative position settings)."""
     payload = read_source(src, options, WHAT)
     if not isinstance(payload, dict):
         raise ScpcError(f"{src}: not a {WHAT}: it does not hold a dictionary")
@@ -80,8 +88,17 @@ def convert(src: Path, options: Options) -> Converted:
     state = {k: v for k, v in state.items() if not k.startswith("w2v_encoder.")} or {
         k.removeprefix("w2v_encoder.w2v_model."): v for k, v in state.items()
     }
+    relative: dict[str, Any] = {}
+    if wavlm:
+        relative = {
+            "num_buckets": int(model.get("num_buckets", 320)),
+            "max_distance": int(model.get("max_distance", 800)),
+            "gru_rel_pos": bool(model.get("gru_rel_pos", False)),
+            "relative_position_embedding": bool(model.get("relative_position_embedding", False)),
+        }
     try:
-        encoder = Wav2Vec2Encoder(
+        encoder = (WavLMEncoder if wavlm else Wav2Vec2Encoder)(
+            **relative,
             conv_layers=layers,
             extractor_mode=str(model.get("extractor_mode", "default")),
             conv_bias=bool(model.get("conv_bias", False)),
@@ -97,7 +114,9 @@ def convert(src: Path, options: Options) -> Converted:
             activation_dropout=float(model.get("activation_dropout", 0.0)),
             layerdrop=float(model.get("encoder_layerdrop", 0.0)),
         )
-        ours = fairseq_state(state, int(model.get("encoder_layers", 12)), len(layers))
+        ours = (wavlm_state if wavlm else fairseq_state)(
+            state, int(model.get("encoder_layers", 12)), len(layers)
+        )
     except KeyError as e:
         raise ScpcError(f"{src}: weights do not fit its config (no {e.args[0]})") from None
     except ScpcError as e:
@@ -106,7 +125,13 @@ def convert(src: Path, options: Options) -> Converted:
     frontend: dict[str, Any] = {"name": "raw"}
     if task.get("normalize", False):
         frontend.update(normalize=True, normalize_eps=LAYER_NORM_EPS)
-    kind = "HuBERT" if any(k.startswith("label_embs") for k in state) else "wav2vec 2.0"
+    kind = (
+        "WavLM"
+        if wavlm
+        else "HuBERT"
+        if any(k.startswith("label_embs") for k in state)
+        else "wav2vec 2.0"
+    )
     return Converted(
         encoder=encoder,
         frontend=frontend,

@@ -109,19 +109,23 @@ class Wav2Vec2Encoder(Encoder, json_name="wav2vec2"):
             embed_dim, embed_dim, conv_pos, padding=conv_pos // 2, groups=conv_pos_groups
         )
         self.trim = 1 - conv_pos % 2  # an even kernel gives one frame too many (SamePad)
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(
-                embed_dim,
-                num_heads,
-                ffn_dim,
-                dropout,
-                "gelu",
-                batch_first=True,
-                norm_first=layer_norm_first,
-            )
-            for _ in range(num_layers)
-        )
+        self.layers = nn.ModuleList(self.build_layer(i) for i in range(num_layers))
         self.encoder_layer_norm = nn.LayerNorm(embed_dim)
+
+    def build_layer(self, index: int) -> nn.Module:
+        c = self.config
+        return nn.TransformerEncoderLayer(
+            c["embed_dim"],
+            c["num_heads"],
+            c["ffn_dim"],
+            c["dropout"],
+            "gelu",
+            batch_first=True,
+            norm_first=c["layer_norm_first"],
+        )
+
+    def run_layer(self, layer: nn.Module, h: torch.Tensor, pad: torch.Tensor, carry: Any):
+        return layer(h, src_key_padding_mask=pad), carry
 
     def output_lens(self, lens: torch.Tensor) -> torch.Tensor:
         for block in self.conv_layers:
@@ -145,11 +149,12 @@ class Wav2Vec2Encoder(Encoder, json_name="wav2vec2"):
             h = self.encoder_layer_norm(h)
         pad = ~frame_mask(lens, h.shape[1])
         states = []
+        carry = None  # what a layer hands the next (WavLM's position bias)
         for layer in self.layers:
             states.append(mask_padding(h, lens))
             if self.training and self.layerdrop > 0 and torch.rand(()) < self.layerdrop:
                 continue
-            h = layer(h, src_key_padding_mask=pad)
+            h, carry = self.run_layer(layer, h, pad, carry)
         if self.layer_norm_first:
             h = self.encoder_layer_norm(h)
         h = mask_padding(h, lens)
