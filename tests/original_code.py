@@ -50,3 +50,21 @@ def s3prl_module(name: str) -> types.ModuleType:
             sys.modules["torchaudio.compliance.kaldi"] = _Unusable("torchaudio.compliance.kaldi")
         sys.modules["torchaudio.compliance"].kaldi = sys.modules["torchaudio.compliance.kaldi"]
     return importlib.import_module(f"s3prl.{name}")
+
+
+def fairseq_hidden_states(model, wav):
+    """The hidden states s3prl's hubert / wav2vec2 / wavlm experts hook, for one utterance run
+    through a fairseq-style model: each encoder layer's input, then the encoder's output."""
+    import torch
+
+    states, hooks = [], []
+    for layer in model.encoder.layers:
+        hooks.append(
+            layer.register_forward_hook(lambda m, i, o: states.append(i[0].transpose(0, 1)))
+        )
+    hooks.append(model.encoder.register_forward_hook(lambda m, i, o: states.append(o[0])))
+    with torch.no_grad():
+        model.extract_features(wav[None], padding_mask=None, mask=False)
+    for h in hooks:
+        h.remove()
+    return [s[0] for s in states]

@@ -5,7 +5,7 @@ utterance alone."""
 
 import pytest
 import torch
-from original_code import s3prl_module
+from original_code import fairseq_hidden_states, s3prl_module
 
 from scpc.errors import ScpcError
 from scpc.importers.run import import_checkpoint
@@ -42,22 +42,6 @@ def original_hubert(mode, layer_norm_first, seed=0):
     return model, cfg
 
 
-def original_states(model, wav):
-    """s3prl's hubert expert's hidden states for one utterance: each layer's input, then the
-    encoder's output."""
-    states, hooks = [], []
-    for layer in model.encoder.layers:
-        hooks.append(
-            layer.register_forward_hook(lambda m, i, o: states.append(i[0].transpose(0, 1)))
-        )
-    hooks.append(model.encoder.register_forward_hook(lambda m, i, o: states.append(o[0])))
-    with torch.no_grad():
-        model.extract_features(wav[None], padding_mask=None, mask=False)
-    for h in hooks:
-        h.remove()
-    return [s[0] for s in states]
-
-
 @pytest.mark.parametrize("mode,pre_ln", [("default", False), ("layer_norm", True)])
 def test_every_hidden_state_equals_fairseqs_hubert(mode, pre_ln):
     model, cfg = original_hubert(mode, pre_ln)
@@ -81,7 +65,7 @@ def test_every_hidden_state_equals_fairseqs_hubert(mode, pre_ln):
         out = ours(batch, torch.tensor(LENGTHS))
     worst = [0.0] * len(out.hidden_states)
     for n, wav in enumerate(wavs):
-        theirs = original_states(model, wav)
+        theirs = fairseq_hidden_states(model, wav)
         frames = int(out.lens[n])
         # fairseq pads the layers' input to an even length (required_seq_len_multiple 2, a
         # masked key): the encoder's output has the frames
@@ -177,7 +161,7 @@ def test_fairseq_layout_and_wav2vec2(tmp_path):
     worst = 0.0
     for n, wav in enumerate(wavs):
         frames = int(out.lens[n])
-        for mine, t in zip(out.hidden_states, original_states(model, wav)):
+        for mine, t in zip(out.hidden_states, fairseq_hidden_states(model, wav)):
             worst = max(worst, float((mine[n, :frames] - t[:frames]).abs().max()))
     print(f"wav2vec2 import max abs difference: {worst:.1e}")
     assert worst <= TOLERANCE

@@ -4,7 +4,7 @@ original on each utterance alone."""
 
 import pytest
 import torch
-from original_code import s3prl_module
+from original_code import fairseq_hidden_states, s3prl_module
 
 from scpc.importers.run import import_checkpoint
 from scpc.models.checkpoint import load_inference_checkpoint
@@ -41,20 +41,6 @@ def original_wavlm(pre_ln, gated, seed=0):
             if "norm" in name or "grep" in name or "relative_attention_bias" in name:
                 p.add_(torch.randn_like(p) * 0.3)
     return model, cfg
-
-
-def original_states(model, wav):
-    states, hooks = [], []
-    for layer in model.encoder.layers:
-        hooks.append(
-            layer.register_forward_hook(lambda m, i, o: states.append(i[0].transpose(0, 1)))
-        )
-    hooks.append(model.encoder.register_forward_hook(lambda m, i, o: states.append(o[0])))
-    with torch.no_grad():
-        model.extract_features(wav[None], padding_mask=None, mask=False)
-    for h in hooks:
-        h.remove()
-    return [s[0] for s in states]
 
 
 def test_buckets_equal_wavlms():
@@ -99,7 +85,7 @@ def test_every_hidden_state_equals_wavlms(pre_ln, gated):
         out = ours(batch, torch.tensor(LENGTHS))
     worst = [0.0] * len(out.hidden_states)
     for n, wav in enumerate(wavs):
-        theirs = original_states(model, wav)
+        theirs = fairseq_hidden_states(model, wav)
         frames = int(out.lens[n])
         assert len(theirs) == len(out.hidden_states) == 4 and frames == theirs[-1].shape[0]
         for i, (mine, t) in enumerate(zip(out.hidden_states, theirs)):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ class Options:
     allow_pickle: bool = False  # unpickle arbitrary objects (runs code from the file)
     feats_args: Path | None = None  # the reference scpc's feats.args.txt
     computer_json: Path | None = None  # the reference scpc's --computer-json
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -53,10 +52,15 @@ def read_source(path: Path, options: Options, what: str) -> Any:
         raise ScpcError(f"{path}: not a readable {what} ({type(e).__name__}: {first})") from None
 
 
-def require(mapping: Any, key: str, path: Path, what: str) -> Any:
-    if not isinstance(mapping, dict) or key not in mapping:
-        raise ScpcError(f"{path}: not {what}: no {key!r} entry")
-    return mapping[key]
+def plain(value: Any) -> Any:
+    """An OmegaConf config (pickled in Lightning checkpoints) as plain dicts and lists."""
+    if hasattr(value, "items"):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "ListConfig":
+        return [plain(v) for v in value]
+    if hasattr(value, "value") and type(value).__module__ != "builtins":  # an Enum
+        return value.value
+    return value
 
 
 def load_weights(encoder: Encoder, state: dict[str, torch.Tensor], path: Path) -> None:

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from scpc.errors import ScpcError
-from scpc.importers.common import Converted, Options, load_weights, read_source
-from scpc.importers.spiral_nemo import plain
+from scpc.importers.common import Converted, Options, load_weights, plain, read_source
 from scpc.models.wav2vec2 import Wav2Vec2Encoder, fairseq_state
 from scpc.models.wavlm import WavLMEncoder, wavlm_state
 

@@ -22,7 +22,7 @@ import yaml
 from scpc.errors import ScpcError
 from scpc.frontend import frontend_from_config
 from scpc.frontend.config import SAMPLE_RATE
-from scpc.importers.common import Converted, Options, load_weights, read_source
+from scpc.importers.common import Converted, Options, load_weights, plain, read_source
 from scpc.models.spiral import SpiralEncoder
 from scpc.models.wav2vec2 import fairseq_layer_state, fold_weight_norm
 
@@ -42,17 +42,6 @@ PREPROCESSOR_KEYS = {  # AudioToMelSpectrogramPreprocessor argument -> nemo_mel 
     "mag_power": "mag_power",
     "normalize_time_domain": "normalize_time_domain",
 }
-
-
-def plain(value: Any) -> Any:
-    """An OmegaConf config (pickled in Lightning checkpoints) as plain dicts and lists."""
-    if hasattr(value, "items"):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "ListConfig":
-        return [plain(v) for v in value]
-    if hasattr(value, "value") and type(value).__module__ != "builtins":  # an Enum
-        return value.value
-    return value
 
 
 def read(src: Path, options: Options) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

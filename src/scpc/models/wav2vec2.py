@@ -24,21 +24,9 @@ from torch import nn
 
 from scpc.errors import ScpcError
 from scpc.masks import frame_mask, mask_padding
-from scpc.models.encoders import Encoder, EncoderOutput, constructor_args
+from scpc.models.encoders import Encoder, EncoderOutput, MaskedInstanceNorm, constructor_args
 
 BASE_CONV_LAYERS = [[512, 10, 5]] + [[512, 3, 2]] * 4 + [[512, 2, 2]] * 2
-
-
-class _ChannelGroupNorm(nn.GroupNorm):
-    """GroupNorm(C, C) of (N, C, T) over each utterance's real frames only."""
-
-    def forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        keep = frame_mask(lens, x.shape[2]).unsqueeze(1).to(x.dtype)
-        count = keep.sum(2, keepdim=True).clamp(min=1)
-        mean = (x * keep).sum(2, keepdim=True) / count
-        var = (((x - mean) * keep) ** 2).sum(2, keepdim=True) / count
-        y = (x - mean) / torch.sqrt(var + self.eps)
-        return y * self.weight[:, None] + self.bias[:, None]
 
 
 class _ConvBlock(nn.Module):
@@ -47,7 +35,8 @@ class _ConvBlock(nn.Module):
         self.conv = nn.Conv1d(cin, cout, kernel, stride, bias=bias)
         self.norm_kind = norm
         if norm == "group":
-            self.norm: nn.Module = _ChannelGroupNorm(cout, cout)
+            # fairseq's GroupNorm(C, C): each channel over the utterance's own frames
+            self.norm: nn.Module = MaskedInstanceNorm(cout)
         elif norm == "layer":
             self.norm = nn.LayerNorm(cout)
         else:
