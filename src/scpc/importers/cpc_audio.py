@@ -75,11 +75,11 @@ def convert(src: Path, options: Options) -> Converted:
             key = f"gEncoder.conv{i}.{kind}"
             if key not in weights:
                 raise ScpcError(f"{src}: not a {WHAT} with CPC's encoder: no {key}")
-            state[f"convs.{i}.{kind}"] = weights[key]
+            state[f"encoders.0.convs.{i}.{kind}"] = weights[key]
         for key, value in weights.items():
             prefix = f"gEncoder.batchNorm{i}."
             if key.startswith(prefix):  # ChannelNorm's (1, C, 1) scale and shift are (C,)
-                state[f"norms.{i}.{key[len(prefix) :]}"] = (
+                state[f"encoders.0.norms.{i}.{key[len(prefix) :]}"] = (
                     value.reshape(-1) if value.dim() else value
                 )
     members = [conv]
@@ -89,11 +89,10 @@ def convert(src: Path, options: Options) -> Converted:
         for key, value in weights.items():  # one multi-layer RNN -> one RNN per layer
             if key.startswith("gAR.baseNet."):
                 name, _, layer = key[len("gAR.baseNet.") :].rpartition("_l")
-                state[f"1.layers.{layer}.{name}_l0"] = value
+                state[f"encoders.1.layers.{layer}.{name}_l0"] = value
         members.append(ar)
-    state = {(k if k.startswith("1.") else f"0.{k}"): v for k, v in state.items()}
     encoder = EncoderSequence(*members)
-    load_weights(encoder, {f"encoders.{k}": v for k, v in state.items()}, src)
+    load_weights(encoder, state, src)
     source = {
         key: config.get(key)
         for key in ("hiddenEncoder", "hiddenGar", "nLevelsGRU", "arMode", "normMode", "pathDB")
