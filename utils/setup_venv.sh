@@ -37,8 +37,7 @@ pip_install --no-deps zerospeech-libriabx2==0.9.8 ||
   echo "$0: warning: zerospeech-libriabx2 did not build (needs gcc); scpc-abx works without it" >&2
 # s3prl, to test scpc.hub through s3prl's own S3PRLUpstream and Featurizer: without its
 # dependencies (they pull torchaudio, a CUDA torch and transformers); these are all that
-# s3prl.nn needs beside torch and numpy.
-pip_install --no-deps s3prl==0.4.18 omegaconf==2.3.0 antlr4-python3-runtime==4.9.3 \
-  requests==2.34.2 urllib3==2.8.0 idna==3.20 charset-normalizer==3.5.2 certifi==2026.10.18
+# s3prl.nn needs beside torch, numpy and requests (requirements.txt).
+pip_install --no-deps s3prl==0.4.18 omegaconf==2.3.0 antlr4-python3-runtime==4.9.3
 echo "$want" > "$stamp"
 echo "$0: done"

@@ -24,6 +24,7 @@ FORMATS = {
     "hubert": "scpc.importers.fairseq_wav2vec2",
     "wav2vec2": "scpc.importers.fairseq_wav2vec2",
     "wavlm": "scpc.importers.wavlm",
+    "hf": "scpc.importers.huggingface",
 }
 
 

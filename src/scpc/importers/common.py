@@ -32,6 +32,7 @@ class Converted:
     frontend: dict[str, Any]  # scpc front-end config, the original's feature extraction
     source: dict[str, Any]  # what the source says about the model (architecture, training)
     description: str  # one line for the system description
+    source_file: Path | None = None  # the file that holds the weights, when src is a directory
 
 
 def read_source(path: Path, options: Options, what: str) -> Any:
@@ -91,7 +92,7 @@ def write(converted: Converted, fmt: str, src: Path, out: Path, name: str) -> No
             "format": fmt,
             "source": os.path.basename(src),
             "source_path": str(src.resolve()),
-            "sha256": checkpoint_id(src),
+            "sha256": checkpoint_id(converted.source_file or src),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             # plain types only, so that torch.load(weights_only=True) reads the checkpoint
             "original": json.loads(json.dumps(converted.source, default=str)),

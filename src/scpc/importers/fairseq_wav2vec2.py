@@ -80,6 +80,32 @@ def convert_fairseq(src: Path, options: Options, wavlm: bool) -> Converted:
         raise ScpcError(f"{src}: layer_type {model['layer_type']!r} is not supported")
     if model.get("activation_fn", "gelu") != "gelu" or int(model.get("pos_conv_depth", 1)) != 1:
         raise ScpcError(f"{src}: only GELU layers and one position convolution are supported")
+    encoder = build_encoder(model, state, src, wavlm)
+    frontend: dict[str, Any] = {"name": "raw"}
+    if task.get("normalize", False):
+        frontend.update(normalize=True, normalize_eps=LAYER_NORM_EPS)
+    kind = (
+        "WavLM"
+        if wavlm
+        else "HuBERT"
+        if any(k.startswith("label_embs") for k in state)
+        else "wav2vec 2.0"
+    )
+    return Converted(
+        encoder=encoder,
+        frontend=frontend,
+        source={"model": model, "task": task},
+        description=(
+            f"{kind} ({encoder.config['num_layers']} layers of {encoder.output_size}, "
+            f"{'pre' if encoder.layer_norm_first else 'post'}-LN)"
+        ),
+    )
+
+
+def build_encoder(
+    model: dict[str, Any], state: dict[str, Any], src: Path, wavlm: bool
+) -> Wav2Vec2Encoder:
+    """The encoder a fairseq model config describes, with its weights (fairseq's names)."""
     layers = conv_layers(
         str(model.get("conv_feature_layers", "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2")),
         src,
@@ -121,22 +147,4 @@ def convert_fairseq(src: Path, options: Options, wavlm: bool) -> Converted:
     except ScpcError as e:
         raise ScpcError(f"{src}: {e}") from None
     load_weights(encoder, ours, src)
-    frontend: dict[str, Any] = {"name": "raw"}
-    if task.get("normalize", False):
-        frontend.update(normalize=True, normalize_eps=LAYER_NORM_EPS)
-    kind = (
-        "WavLM"
-        if wavlm
-        else "HuBERT"
-        if any(k.startswith("label_embs") for k in state)
-        else "wav2vec 2.0"
-    )
-    return Converted(
-        encoder=encoder,
-        frontend=frontend,
-        source={"model": model, "task": task},
-        description=(
-            f"{kind} ({encoder.config['num_layers']} layers of {encoder.output_size}, "
-            f"{'pre' if encoder.layer_norm_first else 'post'}-LN)"
-        ),
-    )
+    return encoder
