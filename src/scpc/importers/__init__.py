@@ -25,6 +25,7 @@ FORMATS = {
     "wav2vec2": "scpc.importers.fairseq_wav2vec2",
     "wavlm": "scpc.importers.wavlm",
     "hf": "scpc.importers.huggingface",
+    "spin": "scpc.importers.spin_lightning",
 }
 
 
