@@ -110,12 +110,31 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   else
     echo "$conf is gone; $em/model.yaml defines the experiment"
   fi
+  # Spin continues an upstream; one of this recipe's own (exp/<m>/version_<v>/best.ckpt of a
+  # conf/model.<m>.yaml) is made first when it is missing
+  upstream=$(scpc-config get $em/model.yaml training.spin_loss.init_checkpoint)
+  if [ -n "$upstream" ] && [ ! -f "$upstream" ]; then
+    if [[ $upstream =~ ^$expdir/([^/]+)/version_([0-9]+)/best\.ckpt$ ]] &&
+      [ -f conf/model.${BASH_REMATCH[1]}.yaml ]; then
+      echo "Stage 2: $model continues $upstream, which is missing: run.sh --model ${BASH_REMATCH[1]} first"
+      ./run.sh --corpus $corpus --libri-dir "$libri_dir" --train-part $train_part \
+        --datadir $datadir --expdir $expdir --nj $nj --ngpu $ngpu --nproc "$nproc" --nodes $nodes \
+        --model "${BASH_REMATCH[1]}" --version "${BASH_REMATCH[2]}" --stop-stage 3
+    else
+      echo "$0: $model continues $upstream, which does not exist (train or scpc-import it first)" >&2
+      exit 1
+    fi
+  fi
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   echo "Stage 3: training $model (version $version) on $train_feats"
   if [ -f $em/.train_complete ]; then
     echo "$em/best.ckpt exists (remove $em/.train_complete to train further)"
+  elif [ "$(scpc-config get $em/model.yaml training.max_steps)" = 0 ]; then
+    echo "training.max_steps is 0: best.ckpt is the model as initialised (scpc-init)"
+    scpc-init model $em/model.yaml $em/best.ckpt --seed "$(scpc-config get $em/model.yaml training.seed)"
+    touch $em/.train_complete
   else
     [ -n "$nproc" ] || { nproc=$ngpu; [ $nproc -gt 0 ] || nproc=1; }
     echo "$nodes x $nproc process(es) through \$cuda_cmd ($cuda_cmd); log: $em/log/train.log"

@@ -80,7 +80,9 @@ def test_every_hidden_state_equals_transformers(tmp_path, kind, stable, save, no
     weights = {"bin": "pytorch_model.bin", "sharded": "model.safetensors.index.json"}
     imported = read_checkpoint(ckpt)["provenance"]["imported"]
     assert imported["format"] == "hf" and imported["source"] == src.name
-    assert len(imported["sha256"]) == 64 and (src / weights.get(save, "model.safetensors")).is_file()
+    assert (
+        len(imported["sha256"]) == 64 and (src / weights.get(save, "model.safetensors")).is_file()
+    )
     torch.manual_seed(5)
     wavs = [torch.randn(n) * 0.1 + 0.01 for n in LENGTHS]
     with torch.no_grad():

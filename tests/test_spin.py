@@ -161,6 +161,47 @@ def test_only_the_last_layers_train():
         train_last_layers(seq, 3)
 
 
+@pytest.mark.parametrize("pre_ln", [False, True])
+def test_wav2vec2_layers_freeze_as_spin_freezes_hubert(pre_ln):
+    """Spin's freeze_layers ["pos", 0, ..., 10]: the extractor, projection and position
+    convolution are one layer before the Transformer layers; the final LayerNorm trains with
+    the last layer only in pre-LN models."""
+    from scpc.models.wav2vec2 import Wav2Vec2Encoder
+
+    enc = Wav2Vec2Encoder(conv_layers=[[8, 10, 5], [8, 3, 2]], embed_dim=16, num_layers=3,
+                          num_heads=2, ffn_dim=32, conv_pos=4, conv_pos_groups=2,
+                          layer_norm_first=pre_ln)  # fmt: skip
+    groups = layer_groups(enc)
+    assert len(groups) == 4 and enc.pos_conv in groups[0] and enc.conv_layers in groups[0]
+    assert (enc.encoder_layer_norm in groups[-1]) is pre_ln
+    train_last_layers(enc, 2)
+    trainable = {n.split(".")[0] + "." + n.split(".")[1] for n, p in enc.named_parameters()
+                 if p.requires_grad}  # fmt: skip
+    assert {"layers.1", "layers.2"} <= trainable and "layers.0" not in trainable
+    assert ("encoder_layer_norm.weight" in trainable) is pre_ln
+    assert not any(p.requires_grad for p in enc.conv_layers.parameters())
+
+
+def test_best_rq_targets_a_wav2vec2_context_at_its_frame_rate():
+    """hubert.mini pre-trained by BEST-RQ (drop its max_steps 0): targets are the waveform
+    stacked over the whole encoder's 320 samples, one per output frame."""
+    from scpc import config as cfg
+    from scpc.train.model import PretrainModel
+
+    conf = yaml.safe_load((ROOT / "conf" / "model.hubert.mini.yaml").read_text())
+    conf["training"]["best_rq_loss"] = {"codebook_size": 32, "mask_prob": 0.2, "mask_width": 2}
+    model = PretrainModel(cfg.merge(cfg.DEFAULTS, conf, "test"), 1)
+    assert model.objective.factor == 320
+    torch.manual_seed(0)
+    out = model(torch.randn(2, 16000, 1), torch.tensor([16000, 12000]))
+    assert torch.isfinite(out["loss"]) and 0 <= float(out["accuracy"]) <= 1
+    with pytest.raises(ScpcError, match="max_steps is 0: nothing to train"):
+        from scpc.train.loop import Trainer
+
+        Trainer(cfg.merge(cfg.DEFAULTS, yaml.safe_load(
+            (ROOT / "conf" / "model.hubert.mini.yaml").read_text()), "test"), ".", ".", ".")  # fmt: skip
+
+
 def test_spin_continues_a_checkpoint_and_logs_pnmi(tmp_path, mini_data):
     from scpc.models.checkpoint import load_inference_checkpoint
 

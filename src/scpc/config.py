@@ -41,7 +41,7 @@ DEFAULTS: Config = {
     "input_norm": "none",  # none | utterance (per-utterance CMVN of the features, TERA's input)
     "train_part": "100",  # LibriSpeech hours (100 | 460 | 960); the recipe reads it
     "latent_type": "conv",  # conv | ff | id
-    "context_type": "recur",  # recur | csa | sa | cconv | spiral | id
+    "context_type": "recur",  # recur | csa | sa | cconv | spiral | wav2vec2 | id
     "conv": {"output_size": 512, "norm_type": "none"},  # norm: none | batch | channel | instance
     "ff": {"output_size": 256, "nonlin_type": "relu", "bias": True},
     "recur": {"output_size": 256, "num_layers": 1, "recurrent_type": "gru"},  # gru | lstm | rnn
@@ -68,6 +68,21 @@ DEFAULTS: Config = {
         ],
         "pos_conv_kernel": 128,  # wav2vec 2.0's convolutional relative position embedding
         "pos_conv_groups": 16,
+        "layerdrop": 0.05,
+    },
+    "wav2vec2": {  # the wav2vec 2.0 / HuBERT encoder on the waveform (scpc.models.wav2vec2); HuBERT Base
+        "conv_layers": [[512, 10, 5]]
+        + [[512, 3, 2]] * 4
+        + [[512, 2, 2]] * 2,  # [out, kernel, stride]
+        "extractor_mode": "default",  # default (group norm after the first conv) | layer_norm
+        "conv_bias": False,
+        "embed_dim": 768,
+        "num_layers": 12,
+        "num_heads": 12,
+        "ffn_dim": 3072,
+        "layer_norm_first": False,  # pre-LN layers (the Large models)
+        "conv_pos": 128,  # convolutional relative position embedding: kernel and groups
+        "conv_pos_groups": 16,
         "layerdrop": 0.05,
     },
     "training": {
@@ -176,7 +191,8 @@ DEFAULTS: Config = {
 CHOICES: dict[str, tuple[Any, ...]] = {
     "feat_type": ("raw", "raw-norm", "fbank-41", "fbank-80", "fbank-128"),
     "latent_type": ("conv", "ff", "id"),
-    "context_type": ("recur", "csa", "sa", "cconv", "spiral", "id"),
+    "context_type": ("recur", "csa", "sa", "cconv", "spiral", "wav2vec2", "id"),
+    "wav2vec2.extractor_mode": ("default", "layer_norm"),
     "conv.norm_type": ("none", "batch", "channel", "instance"),
     "ff.nonlin_type": ("relu", "sigmoid", "tanh", "none"),
     "cconv.nonlin_type": ("relu", "sigmoid", "tanh", "none"),

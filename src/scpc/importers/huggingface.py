@@ -33,13 +33,19 @@ LAYER_NORM_EPS = 1e-5  # torch's default, which scpc's layers use
 # transformers' module names -> fairseq's (the names scpc's fairseq import reads)
 _RENAMES = [
     (r"^feature_extractor\.conv_layers\.(\d+)\.conv\.", r"feature_extractor.conv_layers.\1.0."),
-    (r"^feature_extractor\.conv_layers\.(\d+)\.layer_norm\.", r"feature_extractor.conv_layers.\1.2."),
+    (
+        r"^feature_extractor\.conv_layers\.(\d+)\.layer_norm\.",
+        r"feature_extractor.conv_layers.\1.2.",
+    ),
     (r"^feature_projection\.layer_norm\.", "layer_norm."),
     (r"^feature_projection\.projection\.", "post_extract_proj."),
     (r"^encoder\.pos_conv_embed\.conv\.", "encoder.pos_conv.0."),
     (r"^(encoder\.layers\.\d+\.)attention\.gru_rel_pos_const$", r"\1self_attn.grep_a"),
     (r"^(encoder\.layers\.\d+\.)attention\.gru_rel_pos_linear\.", r"\1self_attn.grep_linear."),
-    (r"^(encoder\.layers\.\d+\.)attention\.rel_attn_embed\.", r"\1self_attn.relative_attention_bias."),
+    (
+        r"^(encoder\.layers\.\d+\.)attention\.rel_attn_embed\.",
+        r"\1self_attn.relative_attention_bias.",
+    ),
     (r"^(encoder\.layers\.\d+\.)attention\.", r"\1self_attn."),
     (r"^(encoder\.layers\.\d+\.)layer_norm\.", r"\1self_attn_layer_norm."),
     (r"^(encoder\.layers\.\d+\.)feed_forward\.intermediate_dense\.", r"\1fc1."),
@@ -127,10 +133,15 @@ def fairseq_config(config: dict[str, Any], path: Path) -> dict[str, Any]:
     if float(c.get("layer_norm_eps", LAYER_NORM_EPS)) != LAYER_NORM_EPS:
         refuse(f"layer_norm_eps {c['layer_norm_eps']}")
     dims, kernels, strides = (c.get(k) for k in ("conv_dim", "conv_kernel", "conv_stride"))
-    if dims is None or kernels is None or strides is None or not len(dims) == len(kernels) == len(
-        strides
+    if (
+        dims is None
+        or kernels is None
+        or strides is None
+        or not len(dims) == len(kernels) == len(strides)
     ):
-        raise ScpcError(f"{path}: conv_dim, conv_kernel and conv_stride must be lists of one length")
+        raise ScpcError(
+            f"{path}: conv_dim, conv_kernel and conv_stride must be lists of one length"
+        )
     norm = c.get("feat_extract_norm", "group")
     if norm not in ("group", "layer"):
         refuse(f"feat_extract_norm {norm!r}")

@@ -90,7 +90,9 @@ def convert(src: Path, options: Options) -> Converted:
         ("feat_select", "x"),
     ):
         if encoder_cfg.get(key, plain_value) != plain_value:
-            raise ScpcError(f"{src}: Spin encoder option {key}={encoder_cfg[key]!r} is not supported")
+            raise ScpcError(
+                f"{src}: Spin encoder option {key}={encoder_cfg[key]!r} is not supported"
+            )
     state = {k[len(PREFIX) :]: v for k, v in payload["state_dict"].items() if k.startswith(PREFIX)}
     if not state:
         raise ScpcError(f"{src}: not a {WHAT}: no weights under '{PREFIX}'")

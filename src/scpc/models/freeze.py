@@ -3,7 +3,9 @@
 A layer is the set of modules behind one exposed hidden state: each Transformer layer of an
 attention encoder (the last with the final LayerNorm; with shared layers, the one shared
 layer), each layer of SPIRAL's last block (earlier blocks and its convolutions count as one
-layer before them), and a whole encoder for the others (a conv stack, an LSTM, a linear
+layer before them), each Transformer layer of wav2vec 2.0 / HuBERT / WavLM (the feature
+extractor, projection and position convolution count as one layer before them, as Spin's
+"0" and "pos"; the final LayerNorm of pre-LN models goes with the last layer), and a whole encoder for the others (a conv stack, an LSTM, a linear
 map). Parameter-free encoders (CMVN, identity) have no layer.
 """
 
@@ -14,6 +16,7 @@ from torch import nn
 from scpc.errors import ScpcError
 from scpc.models.encoders import Encoder, EncoderSequence, _Attention
 from scpc.models.spiral import SpiralEncoder
+from scpc.models.wav2vec2 import Wav2Vec2Encoder
 
 
 def layer_groups(encoder: Encoder) -> list[list[nn.Module]]:
@@ -33,6 +36,11 @@ def layer_groups(encoder: Encoder) -> list[list[nn.Module]]:
         front = [*early, *last.convs, last.position]
         groups = [front] + [[layer] for layer in last.layers]
         groups[-1].append(last.norm)
+    elif isinstance(encoder, Wav2Vec2Encoder):
+        front = [encoder.conv_layers, encoder.layer_norm, encoder.pos_conv]
+        front += [m for m in (encoder.post_extract_proj,) if m is not None]
+        groups = [front] + [[layer] for layer in encoder.layers]
+        (groups[-1] if encoder.layer_norm_first else groups[0]).append(encoder.encoder_layer_norm)
     else:
         groups = [[encoder]]
     return [g for g in groups if any(True for m in g for _ in m.parameters())]

@@ -81,6 +81,11 @@ class Trainer:
         quiet: bool = False,
     ) -> None:
         self.config, self.t = config, config["training"]
+        if self.t["max_steps"] == 0:
+            raise ScpcError(
+                "training.max_steps is 0: nothing to train; scpc-init model writes a config's "
+                "initialisation as best.ckpt (run.sh does this for such configs)"
+            )
         self.exp = Path(exp_dir)
         self.quiet = quiet or quiet_env()
         self.d = distributed.setup(self.t["device"])

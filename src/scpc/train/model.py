@@ -25,6 +25,7 @@ from scpc.models.encoders import (
     UtteranceCmvnEncoder,
 )
 from scpc.models.spiral import SpiralEncoder
+from scpc.models.wav2vec2 import Wav2Vec2Encoder
 from scpc.objectives.bestrq import BestRqLoss
 from scpc.objectives.cpc import CpcLoss
 from scpc.objectives.reconstruction import ReconstructionLoss
@@ -78,6 +79,24 @@ def build_context(config: Config, input_size: int) -> Encoder:
             pos_conv_kernel=c["pos_conv_kernel"],
             pos_conv_groups=c["pos_conv_groups"],
             dropout=dropout,
+            layerdrop=c["layerdrop"],
+        )
+    if kind == "wav2vec2":
+        c = config["wav2vec2"]
+        return Wav2Vec2Encoder(
+            input_size,
+            conv_layers=c["conv_layers"],
+            extractor_mode=c["extractor_mode"],
+            conv_bias=c["conv_bias"],
+            embed_dim=c["embed_dim"],
+            num_layers=c["num_layers"],
+            num_heads=c["num_heads"],
+            ffn_dim=c["ffn_dim"],
+            layer_norm_first=c["layer_norm_first"],
+            conv_pos=c["conv_pos"],
+            conv_pos_groups=c["conv_pos_groups"],
+            dropout=dropout,
+            attention_dropout=dropout,
             layerdrop=c["layerdrop"],
         )
     if kind == "cconv":
@@ -203,7 +222,9 @@ class PretrainModel(nn.Module):
             self.objective = BestRqLoss(
                 feat_size,
                 context_size=self.context.output_size,
-                downsampling_factor=self.latent.downsampling_factor,
+                # targets at the output's frame rate (a wav2vec2 context downsamples too)
+                downsampling_factor=self.latent.downsampling_factor
+                * self.context.downsampling_factor,
                 codebook_size=c["codebook_size"],
                 codebook_dim=c["codebook_dim"],
                 mask_prob=c["mask_prob"],
@@ -298,6 +319,9 @@ class PretrainModel(nn.Module):
         self.normalize_wave = bool(getattr(upstream.frontend, "normalize", False))
         self.normalize_eps = float(getattr(upstream.frontend, "normalize_eps", WAVE_NORM_EPS))
         self.latent = upstream.encoder
+        for module in self.latent.modules():  # Spin trains without layer drop
+            if isinstance(module, Wav2Vec2Encoder):
+                module.layerdrop = 0.0
         self.context = IdentityEncoder(self.latent.output_size)
         train_last_layers(self.latent, c["trainable_layers"])  # the others are frozen
         self.objective = SpinLoss(
