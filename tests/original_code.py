@@ -68,3 +68,18 @@ def fairseq_hidden_states(model, wav):
     for h in hooks:
         h.remove()
     return [s[0] for s in states]
+
+
+def fairseq_differences(out, model, wavs) -> list[float]:
+    """Max abs difference per hidden state between scpc's ``out`` on a padded batch of
+    ``wavs`` and a fairseq-style model run on each utterance alone, over the real frames."""
+    worst = [0.0] * len(out.hidden_states)
+    for n, wav in enumerate(wavs):
+        theirs = fairseq_hidden_states(model, wav)
+        frames = int(out.lens[n])
+        # fairseq pads the layers' input to an even length (required_seq_len_multiple 2, a
+        # masked key): the encoder's output has the frames
+        assert len(theirs) == len(out.hidden_states) and frames == theirs[-1].shape[0]
+        for i, (mine, t) in enumerate(zip(out.hidden_states, theirs)):
+            worst[i] = max(worst[i], float((mine[n, :frames] - t[:frames]).abs().max()))
+    return worst

@@ -5,7 +5,7 @@ utterance alone."""
 
 import pytest
 import torch
-from original_code import fairseq_hidden_states, s3prl_module
+from original_code import fairseq_differences, s3prl_module
 
 from scpc.errors import ScpcError
 from scpc.importers.run import import_checkpoint
@@ -63,16 +63,10 @@ def test_every_hidden_state_equals_fairseqs_hubert(mode, pre_ln):
     batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True).unsqueeze(-1)
     with torch.no_grad():
         out = ours(batch, torch.tensor(LENGTHS))
-    worst = [0.0] * len(out.hidden_states)
-    for n, wav in enumerate(wavs):
-        theirs = fairseq_hidden_states(model, wav)
-        frames = int(out.lens[n])
-        # fairseq pads the layers' input to an even length (required_seq_len_multiple 2, a
-        # masked key): the encoder's output has the frames
-        assert len(theirs) == len(out.hidden_states) == 3 and frames == theirs[-1].shape[0]
-        for i, (mine, t) in enumerate(zip(out.hidden_states, theirs)):
-            worst[i] = max(worst[i], float((mine[n, :frames] - t[:frames]).abs().max()))
-        assert not out.output[n, frames:].any()
+    worst = fairseq_differences(out, model, wavs)
+    assert len(worst) == 3
+    for n in range(len(wavs)):
+        assert not out.output[n, int(out.lens[n]) :].any()
     print(
         f"hubert ({mode}, pre-LN {pre_ln}) max abs difference per hidden state: {[f'{d:.1e}' for d in worst]}"
     )
@@ -158,11 +152,7 @@ def test_fairseq_layout_and_wav2vec2(tmp_path):
     wavs = [torch.randn(n) * 0.1 for n in LENGTHS]
     with torch.no_grad():
         out = ours(torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True), torch.tensor(LENGTHS))
-    worst = 0.0
-    for n, wav in enumerate(wavs):
-        frames = int(out.lens[n])
-        for mine, t in zip(out.hidden_states, fairseq_hidden_states(model, wav)):
-            worst = max(worst, float((mine[n, :frames] - t[:frames]).abs().max()))
+    worst = max(fairseq_differences(out, model, wavs))
     print(f"wav2vec2 import max abs difference: {worst:.1e}")
     assert worst <= TOLERANCE
     assert read_checkpoint(tmp_path / "w.ckpt")["downsampling_factor"] == 40

@@ -81,23 +81,9 @@ def build_context(config: Config, input_size: int) -> Encoder:
             dropout=dropout,
             layerdrop=c["layerdrop"],
         )
-    if kind == "wav2vec2":
-        c = config["wav2vec2"]
+    if kind == "wav2vec2":  # its config keys are the encoder's arguments
         return Wav2Vec2Encoder(
-            input_size,
-            conv_layers=c["conv_layers"],
-            extractor_mode=c["extractor_mode"],
-            conv_bias=c["conv_bias"],
-            embed_dim=c["embed_dim"],
-            num_layers=c["num_layers"],
-            num_heads=c["num_heads"],
-            ffn_dim=c["ffn_dim"],
-            layer_norm_first=c["layer_norm_first"],
-            conv_pos=c["conv_pos"],
-            conv_pos_groups=c["conv_pos_groups"],
-            dropout=dropout,
-            attention_dropout=dropout,
-            layerdrop=c["layerdrop"],
+            input_size, **config["wav2vec2"], dropout=dropout, attention_dropout=dropout
         )
     if kind == "cconv":
         c = config["cconv"]
