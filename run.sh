@@ -5,7 +5,8 @@
 #   ./run.sh --stage 3 --model cpc.small       # any conf/model.<name>.yaml
 #   ./run.sh --corpus librispeech --libri-dir /corpora/LibriSpeech --train-part 100 --model cpc.small
 #
-# Stages: 0 data preparation, 1 features (steps/make_feats.sh), 2 freeze the config into
+# Stages: 0 data preparation, 1 utterance lengths (utt2num_samples; with a config's
+# "feats: precomputed", feature dirs by steps/make_feats.sh instead), 2 freeze the config into
 # exp/<model>/version_<N>/model.yaml, 3 training (scpc-train through $cuda_cmd: best.ckpt,
 # last.ckpt, metrics.csv, curves.png, train.log; the launcher's log in log/train.log),
 # 4 PCA projections, 5 test-set representations and a summary. Jobs go through cmd.sh's
@@ -40,9 +41,11 @@ em=$expdir/$model/version_$version
 conf=conf/model.$model.yaml
 if [ -f $em/model.yaml ]; then
   feat_type=$(scpc-config get $em/model.yaml feat_type)
+  feats_mode=$(scpc-config get $em/model.yaml feats)
 elif [ -f $conf ]; then
   scpc-config check $conf
   feat_type=$(scpc-config get $conf feat_type)
+  feats_mode=$(scpc-config get $conf feats)
 else
   echo "$0: no $conf and no $em/model.yaml (models: $(cd conf && printf '%s\n' model.*.yaml | sed 's/^model\.\(.*\)\.yaml$/\1/' | tr '\n' ' '))" >&2
   exit 1
@@ -93,15 +96,25 @@ fi
 echo "Data: training set $train_set, validation set $valid_set"
 
 feats=$data/$feat_type
-if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
-  echo "Stage 1: $feat_type features of $train_set and $valid_set"
-  for set in $train_set $valid_set; do
-    steps/make_feats.sh --nj $nj --cmd "$train_cmd" --frontend conf/feats/$feat_type.json \
-      $set "$feats/$(basename $set)"
-  done
+if [ "$feats_mode" = precomputed ]; then
+  if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+    echo "Stage 1: $feat_type features of $train_set and $valid_set"
+    for set in $train_set $valid_set; do
+      steps/make_feats.sh --nj $nj --cmd "$train_cmd" --frontend conf/feats/$feat_type.json \
+        $set "$feats/$(basename $set)"
+    done
+  fi
+  train_feats=$feats/$(basename $train_set)
+  valid_feats=$feats/$(basename $valid_set)
+else
+  # the data workers read the audio and compute $feat_type features during training
+  if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+    echo "Stage 1: utterance lengths of $train_set and $valid_set ($feat_type computed on the fly)"
+    for set in $train_set $valid_set; do scpc-datadir utt2num-samples $set; done
+  fi
+  train_feats=$train_set
+  valid_feats=$valid_set
 fi
-train_feats=$feats/$(basename $train_set)
-valid_feats=$feats/$(basename $valid_set)
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   echo "Stage 2: config $em/model.yaml"

@@ -38,6 +38,9 @@ DEFAULTS: Config = {
     "system_description": "",
     "feat_type": "raw",  # conf/feats/<feat_type>.json: raw | raw-norm | fbank-41 | fbank-80 | fbank-128
     "frontend": None,  # filled in from conf/feats/<feat_type>.json when the config is frozen
+    # on_the_fly: training reads the data dir's audio and computes the front-end in the data
+    # workers; precomputed: run.sh writes feature dirs first (steps/make_feats.sh), same batches
+    "feats": "on_the_fly",
     "input_norm": "none",  # none | utterance (per-utterance CMVN of the features, TERA's input)
     "train_part": "100",  # LibriSpeech hours (100 | 460 | 960); the recipe reads it
     "latent_type": "conv",  # conv | ff | id
@@ -94,6 +97,9 @@ DEFAULTS: Config = {
         "device": "auto",  # auto | cpu | cuda | cuda:N
         "amp": "auto",  # auto (bf16 on a GPU that has it, else fp16; off on CPU) | bf16 | fp16 | off
         "batch_size": 4,  # utterances per process and step (before chunking)
+        # padded audio seconds per step over all processes, in batches of similar lengths
+        # (duration buckets); replaces batch_size; the same batches for any process count
+        "batch_seconds": None,
         "shuffle": True,  # training order reshuffled every epoch (seeded)
         "num_workers": 0,  # data loader processes per training process
         "optimizer": "adam",  # adam | adamw | sgd
@@ -190,6 +196,7 @@ DEFAULTS: Config = {
 
 CHOICES: dict[str, tuple[Any, ...]] = {
     "feat_type": ("raw", "raw-norm", "fbank-41", "fbank-80", "fbank-128"),
+    "feats": ("on_the_fly", "precomputed"),
     "latent_type": ("conv", "ff", "id"),
     "context_type": ("recur", "csa", "sa", "cconv", "spiral", "wav2vec2", "id"),
     "wav2vec2.extractor_mode": ("default", "layer_norm"),

@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("utt2dur", help="write utt2dur from segments or audio headers")
     d.add_argument("dir")
 
+    n = sub.add_parser(
+        "utt2num-samples", help="write utt2num_samples (exact lengths for on-the-fly training)"
+    )
+    n.add_argument("dir")
+
     sub.add_parser("utt2spk-to-spk2utt", help="filter: utt2spk on stdin, spk2utt on stdout")
     sub.add_parser("spk2utt-to-utt2spk", help="filter: spk2utt on stdin, utt2spk on stdout")
     return p
@@ -106,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "split":
         parts = dd.split(args.dir, args.num, args.per_utt)
         print(f"split_data: {parts[0].parent}: {len(parts)} parts")
+    elif args.cmd == "utt2num-samples":
+        from scpc.data.num_samples import num_samples
+
+        print(f"{args.dir}/utt2num_samples: {len(num_samples(args.dir))} utterances")
     elif args.cmd == "combine":
         n = dd.combine(args.dest, args.sources)
         print(f"combine_data: {args.dest}: {n} utterances from {len(args.sources)} dirs")

@@ -22,7 +22,16 @@ from scpc.errors import ScpcError
 from scpc.io import atomic_write
 
 # Tables keyed by utterance that every utterance must appear in, when the table exists.
-UTT_TABLES = ("utt2spk", "text", "utt2dur", "utt2num_frames", "feats.scp", "utt2label", "utt2lang")
+UTT_TABLES = (
+    "utt2spk",
+    "text",
+    "utt2dur",
+    "utt2num_frames",
+    "utt2num_samples",
+    "feats.scp",
+    "utt2label",
+    "utt2lang",
+)
 # Tables keyed by utterance that may cover only some utterances.
 PARTIAL_UTT_TABLES = ("ali.txt",)
 SPK_TABLES = ("spk2gender",)

@@ -9,6 +9,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from scpc.data.datadir import read_table
+from scpc.data.featdir import read_feat_dir_frontend
 from scpc.errors import ScpcError
 
 
@@ -34,6 +35,11 @@ class FeatDirDataset(torch.utils.data.Dataset):
         self.feat_size = self._shape(self.uttids[0])[1]
         spk_file = self.root / "ext" / "utt2spk"
         self.utt2spk = dict(read_table(spk_file)) if spk_file.is_file() else {}
+
+    @property
+    def frontend_config(self) -> dict:
+        """The front-end the features were computed with (frontend.json)."""
+        return read_feat_dir_frontend(self.root)
 
     def _shape(self, uttid: str) -> torch.Size:
         path = self.root / "feat" / f"{uttid}.pt"

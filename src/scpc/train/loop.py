@@ -27,10 +27,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from scpc.audio import SAMPLE_RATE
 from scpc.config import DEFAULTS, Config, dump, merge
-from scpc.data.batch_plan import epoch_plan, rank_slice
+from scpc.data.batch_plan import bucketed_plan, budget_batches, epoch_plan, rank_offset, rank_part
 from scpc.data.chunking import Chunking
-from scpc.data.featdir import read_feat_dir_frontend
-from scpc.data.featdir_dataset import FeatDirDataset, collate
+from scpc.data.featdir_dataset import collate
+from scpc.data.loader import open_dataset, read_batches
 from scpc.errors import ScpcError
 from scpc.frontend import frontend_from_config
 from scpc.models.checkpoint import save_inference_checkpoint
@@ -100,16 +100,17 @@ class Trainer:
             max_chunks=ch["max_chunks"],
         )
         with_ali = ch["policy"] == "ali"
-        self.train_ds = FeatDirDataset(train_dir, with_ali)
+        # a data dir (features computed on the fly) or a feature dir (precomputed)
+        self.train_ds = open_dataset(train_dir, config.get("frontend"), with_ali)
         # Spin logs PNMI against the validation set's phone alignments when it has them
         self.val_alignments = (
             config["training"]["loss_type"] == "spin"
             and ch["policy"] == "none"
-            and (Path(val_dir) / "ali").is_dir()
+            and ((Path(val_dir) / "ali").is_dir() or (Path(val_dir) / "ali.txt").is_file())
         )
-        self.val_ds = FeatDirDataset(val_dir, with_ali or self.val_alignments)
-        self._check_frontend(Path(train_dir))
-        self._check_frontend(Path(val_dir))
+        self.val_ds = open_dataset(val_dir, config.get("frontend"), with_ali or self.val_alignments)
+        self._check_frontend(self.train_ds)
+        self._check_frontend(self.val_ds)
         if self.val_ds.feat_size != self.train_ds.feat_size:
             raise ScpcError(
                 f"{val_dir}: {self.val_ds.feat_size} features per frame but {train_dir} has "
@@ -146,15 +147,27 @@ class Trainer:
             )
 
     # ----------------------------------------------------------------- set-up helpers
-    def _check_frontend(self, feat_dir: Path) -> None:
-        want, have = self.config.get("frontend"), read_feat_dir_frontend(feat_dir)
+    def _check_frontend(self, ds) -> None:
+        want, have = self.config.get("frontend"), ds.frontend_config
         if want is not None and want != have:
             raise ScpcError(
-                f"{feat_dir}/frontend.json does not match the model's front-end "
+                f"{ds.root}/frontend.json does not match the model's front-end "
                 f"({self.config['feat_type']}); recompute the features or use another version"
             )
 
+    def _budget_frames(self) -> float:
+        """``batch_seconds`` in the training set's frames."""
+        return self.t["batch_seconds"] / self._seconds_per_frame()
+
     def _plan(self, epoch: int) -> list[list[int]]:
+        if self.t["batch_seconds"]:
+            return bucketed_plan(
+                self.train_ds.lengths,
+                self._budget_frames(),
+                seed=self.t["seed"],
+                epoch=epoch,
+                shuffle=self.t["shuffle"],
+            )
         return epoch_plan(
             self.train_ds.lengths,
             batch_size=self.t["batch_size"],
@@ -219,13 +232,13 @@ class Trainer:
             "val_loss": val_loss,
             "speakers": sorted(self.speaker_ids),
         }
-        frontend = self.config.get("frontend") or read_feat_dir_frontend(self.train_ds.root)
+        frontend = self.config.get("frontend") or self.train_ds.frontend_config
         save_inference_checkpoint(
             self.exp / "best.ckpt", self.model.encoder(), frontend, provenance
         )
 
     # ----------------------------------------------------------------- one batch
-    def _batch(self, ds: FeatDirDataset, items, seed: int, ids_offset: int):
+    def _batch(self, ds, items, seed: int, ids_offset: int):
         feats, lens, alis, ids = collate(items)
         g = torch.Generator().manual_seed(seed)
         chunks, chunk_lens, sources = self.chunking(
@@ -247,6 +260,12 @@ class Trainer:
         dev = self.d.device
         return chunks.to(dev), chunk_lens.to(dev), spk.to(dev), g, utt_seeds, sources
 
+    def _read(self, ds, batches: list[list[int]]):
+        """The items of this process's index batches, read ahead by the data workers."""
+        return read_batches(
+            ds, batches, self.t["num_workers"], pin_memory=self.d.device.type == "cuda"
+        )
+
     def _forward(self, module, chunks, chunk_lens, spk, g, utt_seeds, alis=None):
         with autocast(self.d.device, self.amp_dtype):
             if len(chunks) == 0:  # nothing long enough: a zero loss keeps processes in step
@@ -262,18 +281,22 @@ class Trainer:
         self.model.eval()
         ds, size = self.val_ds, self.t["batch_size"]
         order = sorted(range(len(ds)), key=lambda i: ds.lengths[i])
-        batches = [
-            order[i : i + size * self.d.world_size]
-            for i in range(0, len(order), size * self.d.world_size)
-        ]
+        if self.t["batch_seconds"]:
+            batches = budget_batches(order, ds.lengths, self._budget_frames())
+        else:
+            batches = [
+                order[i : i + size * self.d.world_size]
+                for i in range(0, len(order), size * self.d.world_size)
+            ]
         total = correct = count = 0.0
-        for b, batch in enumerate(batches):
-            mine = batch[self.d.rank :: self.d.world_size]
+        mine_of = [batch[self.d.rank :: self.d.world_size] for batch in batches]
+        fetched = self._read(ds, [m for m in mine_of if m])
+        for b, mine in enumerate(mine_of):
             if not mine:
                 continue
             seed = mix(self.t["seed"], "valid", b)
             torch.manual_seed(seed)
-            items = [ds[i] for i in mine]
+            items = next(fetched)
             chunks, chunk_lens, spk, g, utt_seeds, sources = self._batch(ds, items, seed, 0)
             if len(chunks) == 0:
                 continue
@@ -348,15 +371,18 @@ class Trainer:
                 disable=self.quiet or not self.d.main,
             )
             tic, audio = time.perf_counter(), 0.0
+            fetched = self._read(
+                self.train_ds,
+                [rank_part(b, self.d.rank, self.d.world_size) for b in plan[p.batch :]],
+            )
             while p.batch < len(plan):
                 b = p.batch
                 seed = mix(self.t["seed"], p.epoch, b)
                 torch.manual_seed(seed)
-                global_batch = plan[b]
-                mine = rank_slice(global_batch, self.d.rank, self.d.world_size)
-                offset = self.d.rank * len(mine)
+                items = next(fetched)
+                offset = rank_offset(len(plan[b]), self.d.rank, self.d.world_size)
                 chunks, chunk_lens, spk, g, utt_seeds, _ = self._batch(
-                    self.train_ds, [self.train_ds[i] for i in mine], seed, offset
+                    self.train_ds, items, seed, offset
                 )
                 group_start, group_end = (
                     b // accum * accum,
@@ -432,7 +458,7 @@ class Trainer:
         plot_curves(self.exp / "curves.png", [("loss", curves)])
 
     def _seconds_per_frame(self) -> float:
-        frontend = self.config.get("frontend") or read_feat_dir_frontend(self.train_ds.root)
+        frontend = self.config.get("frontend") or self.train_ds.frontend_config
         return frontend_from_config(frontend).frame_shift / SAMPLE_RATE
 
     def _optimizer_step(self) -> float:

@@ -1,0 +1,60 @@
+"""Training inputs: a feature dir or a data dir as a dataset, and its batches read ahead.
+
+``open_dataset`` takes either input (a feature dir has ``feat/``, a data dir ``wav.scp``);
+``read_batches`` yields the items of given index batches, in order, from DataLoader workers
+(each computing whole batches; pinned memory for a GPU) or in this process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scpc.data.audiodir_dataset import AudioDirDataset
+from scpc.data.featdir_dataset import FeatDirDataset
+from scpc.errors import ScpcError
+
+PREFETCH_BATCHES = 4  # per worker
+
+
+def open_dataset(
+    root: str | os.PathLike, frontend_config: dict[str, Any] | None, with_ali: bool = False
+) -> FeatDirDataset | AudioDirDataset:
+    root = Path(root)
+    if (root / "feat").is_dir():
+        return FeatDirDataset(root, with_ali)
+    if (root / "wav.scp").is_file():
+        if frontend_config is None:
+            raise ScpcError(f"{root}: a data dir needs the model's front-end (a frozen model.yaml)")
+        return AudioDirDataset(root, frontend_config, with_ali)
+    raise ScpcError(f"{root}: neither a data dir (wav.scp) nor a feature dir (feat/)")
+
+
+def _items(batch: list) -> list:
+    return batch
+
+
+def read_batches(
+    ds: torch.utils.data.Dataset,
+    batches: Sequence[list[int]],
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> Iterator[list]:
+    """The items of each index batch, in order."""
+    if num_workers == 0:
+        for batch in batches:
+            yield [ds[i] for i in batch]
+        return
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_sampler=list(batches),
+        num_workers=num_workers,
+        collate_fn=_items,
+        pin_memory=pin_memory,
+        prefetch_factor=PREFETCH_BATCHES,
+    )
+    yield from loader
