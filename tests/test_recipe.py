@@ -1,7 +1,6 @@
 """run.sh end to end on the mini corpus with a tiny model: data, features, frozen config,
 training, PCA, extraction and the summary; then a re-run that skips finished stages."""
 
-
 import pytest
 import torch
 from conftest import ROOT, run_script

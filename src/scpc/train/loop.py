@@ -260,6 +260,13 @@ class Trainer:
         dev = self.d.device
         return chunks.to(dev), chunk_lens.to(dev), spk.to(dev), g, utt_seeds, sources
 
+    def _chunk_share(self, count: int) -> float:
+        """This process's chunks over the mean per process (1 with one process)."""
+        if self.d.world_size == 1:
+            return 1.0
+        (total,) = distributed.all_sum([float(count)], self.d)
+        return count * self.d.world_size / total if total else 1.0
+
     def _read(self, ds, batches: list[list[int]]):
         """The items of this process's index batches, read ahead by the data workers."""
         return read_batches(
@@ -394,9 +401,12 @@ class Trainer:
                     if self.ddp is not None and not last_of_group
                     else contextlib.nullcontext()
                 )
+                # DDP averages the processes' gradients: each process's mean counts by its
+                # share of the global batch's chunks (shares differ with batch_seconds)
+                share = self._chunk_share(len(chunks))
                 with sync:
                     out = self._forward(module, chunks, chunk_lens, spk, g, utt_seeds)
-                    loss = out["loss"] / (group_end - group_start)
+                    loss = out["loss"] * share / (group_end - group_start)
                     self.scaler.scale(loss).backward()
                 if not torch.isfinite(out["loss"]):
                     raise ScpcError(
