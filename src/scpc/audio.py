@@ -49,15 +49,20 @@ def read_audio(
     """
     name, source = _open(entry)
     try:
-        x, sr = sf.read(source, dtype="float32", always_2d=True)
+        with sf.SoundFile(source) as f:
+            sr, floating = f.samplerate, f.subtype in ("FLOAT", "DOUBLE")
+            # mono decodes straight into a contiguous 1-D array
+            x = f.read(dtype="float32", always_2d=f.channels > 1)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         raise ScpcError(f"{name}: not a readable audio file ({e})") from None
-    if x.shape[1] > 1:
+    if x.ndim == 1:
+        pass
+    elif x.shape[1] > 1:
         if channel is None:
             raise ScpcError(f"{name}: has {x.shape[1]} channels; choose one with --channel")
         if not -x.shape[1] <= channel < x.shape[1]:
             raise ScpcError(f"{name}: has no channel {channel} (it has {x.shape[1]})")
-        x = x[:, channel]
+        x = np.ascontiguousarray(x[:, channel])
     else:
         x = x[:, 0]
     if sr != sample_rate:
@@ -74,7 +79,7 @@ def read_audio(
         x = x[lo:hi]
     if x.size == 0:
         raise ScpcError(f"{name}: contains no samples")
-    if not np.isfinite(x).all():
+    if floating and not np.isfinite(x).all():  # integer PCM (FLAC, 16-bit WAV) is finite
         raise ScpcError(f"{name}: contains NaN or infinite samples")
     return x
 

@@ -49,7 +49,8 @@ class AudioDirDataset(torch.utils.data.Dataset):
         if not self.uttids:
             raise ScpcError(f"{self.root}: no utterances")
         self.entries = [entries[u] for u in self.uttids]
-        self.lengths = [int(self.frontend.num_frames(samples[u])) for u in self.uttids]
+        self.num_samples = [samples[u] for u in self.uttids]
+        self.lengths = [int(self.frontend.num_frames(n)) for n in self.num_samples]
         self.feat_size = self.frontend.feat_size
         self.utt2spk = dict(d.table("utt2spk"))
         self.with_ali = with_ali
@@ -66,14 +67,14 @@ class AudioDirDataset(torch.utils.data.Dataset):
         uttid = self.uttids[i]
         entry, start, end = self.entries[i]
         wav = torch.from_numpy(read_audio(entry, start=start, end=end))
-        with torch.inference_mode():
+        with torch.no_grad():
             feats, lens = self.frontend(wav[None], torch.tensor([len(wav)]))
         num = int(lens[0])
         if num == 0:
             raise ScpcError(
                 f"{self.root}: {uttid}: {len(wav)} samples are too short for the front-end"
             )
-        feats = feats[0, :num].float().clone()
+        feats = feats[0, :num].float()
         ali = None
         if self.with_ali:
             if uttid not in self.alignments:

@@ -93,8 +93,9 @@ class RawFrontend(Frontend):
 
     def forward(self, wav: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         check_batch(wav, lens)
-        mask = frame_mask(lens.to(wav.device), wav.shape[1])
-        wav = wav.masked_fill(~mask, 0.0)
+        if wav.shape[0] != 1 or int(lens[0]) != wav.shape[1]:  # padding to zero
+            mask = frame_mask(lens.to(wav.device), wav.shape[1])
+            wav = wav.masked_fill(~mask, 0.0)
         if self.input_scale != 1.0:
             wav = wav * self.input_scale
         wav = wav.unsqueeze(-1)
