@@ -8,8 +8,8 @@ from conftest import ROOT, run_script
 from test_train import feats, losses, train, write_config  # noqa: F401 (a fixture)
 
 from scpc.data.batch_plan import (
-    budget_batches,
     bucketed_plan,
+    budget_batches,
     epoch_plan,
     padding_ratio,
     rank_offset,
