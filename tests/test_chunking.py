@@ -2,7 +2,7 @@
 
 import torch
 
-from scpc.data.batch_plan import epoch_plan, rank_slice
+from scpc.data.batch_plan import epoch_plan, rank_part
 from scpc.data.chunking import Chunking
 
 
@@ -62,7 +62,7 @@ def test_epoch_plans_are_seeded_sorted_and_shared_by_ranks():
     assert len({i for b in p0 for i in b}) == 96
     for b in p0:  # length-sorted inside a batch
         assert [lengths[i] for i in b] == sorted(lengths[i] for i in b)
-    halves = rank_slice(p0[0], 0, 2) + rank_slice(p0[0], 1, 2)
+    halves = rank_part(p0[0], 0, 2) + rank_part(p0[0], 1, 2)
     assert halves == p0[0]
     unshuffled = epoch_plan(lengths, 4, 1, 0, 0, shuffle=False)
     assert unshuffled[0] == sorted(range(100), key=lambda i: lengths[i])[:4]  # shortest first
