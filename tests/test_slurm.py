@@ -96,8 +96,15 @@ def test_interrupting_the_launcher_cancels_its_jobs(slurm, tmp_path):
 
 
 def test_recipe_stage_runs_through_cmd_sh_on_slurm(slurm, tmp_path):
-    # stage 1 of run.sh: steps/make_feats.sh with $train_cmd = utils/slurm.sh (cmd.sh)
+    # stage 1 of run.sh for a config with precomputed features: steps/make_feats.sh with
+    # $train_cmd = utils/slurm.sh (cmd.sh)
     data, exp = tmp_path / "data", tmp_path / "exp"
+    frozen = exp / "cpc.mini" / "version_0" / "model.yaml"
+    conf, feats_conf = ROOT / "conf" / "model.cpc.mini.yaml", ROOT / "conf" / "feats"
+    run_script(ROOT / ".venv" / "bin" / "scpc-config", "freeze", conf, feats_conf, frozen)
+    text = frozen.read_text()
+    assert "\nfeats: on_the_fly\n" in text
+    frozen.write_text(text.replace("\nfeats: on_the_fly\n", "\nfeats: precomputed\n"))
     run_script(
         ROOT / "run.sh", "--stage", "0", "--stop-stage", "1", "--datadir", data, "--expdir", exp,
         env=dict(slurm, SCPC_CLUSTER="slurm"),

@@ -60,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     n.add_argument("dir")
 
+    m = sub.add_parser("make-shards", help="pack into WebDataset tar shards (steps/make_shards.sh)")
+    m.add_argument("--shard-seconds", type=float, default=3600.0, help="audio per shard")
+    m.add_argument("--seed", type=int, default=0, help="packing order")
+    m.add_argument("dir")
+    m.add_argument("out")
+
     sub.add_parser("utt2spk-to-spk2utt", help="filter: utt2spk on stdin, spk2utt on stdout")
     sub.add_parser("spk2utt-to-utt2spk", help="filter: spk2utt on stdin, utt2spk on stdout")
     return p
@@ -115,6 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         from scpc.data.num_samples import num_samples
 
         print(f"{args.dir}/utt2num_samples: {len(num_samples(args.dir))} utterances")
+    elif args.cmd == "make-shards":
+        from scpc.data.shards import write_shards
+
+        index = write_shards(args.dir, args.out, args.shard_seconds, args.seed)
+        print(
+            f"make_shards: {args.out}: {len(index['shards'])} shards, {index['utterances']} "
+            f"utterances, {index['seconds'] / 3600:.2f} h"
+        )
     elif args.cmd == "combine":
         n = dd.combine(args.dest, args.sources)
         print(f"combine_data: {args.dest}: {n} utterances from {len(args.sources)} dirs")
