@@ -142,7 +142,7 @@ def test_reader_batches_resume_in_the_data_loaders_order(shards, budget):
                               budget_frames=budget, pool=20, seed=2, buffer=8)  # fmt: skip
         stream.set_epoch(1, skip, first)
         loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2)
-        return [(r, o, [m for _, _, m in items]) for r, o, items in loader]
+        return [(r, o, [m[0] for _, _, m in items]) for r, o, items in loader]
 
     full = run()
     assert sorted(u for _, _, b in full for u in b) == sorted({u for _, _, b in full for u in b})

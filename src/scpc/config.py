@@ -102,6 +102,7 @@ DEFAULTS: Config = {
         "batch_seconds": None,
         "shuffle": True,  # training order reshuffled every epoch (seeded)
         "num_workers": 0,  # data loader processes per training process
+        "shuffle_buffer": 1000,  # utterances per reader when streaming shards (steps/make_shards.sh)
         "optimizer": "adam",  # adam | adamw | sgd
         "learning_rate": 2.0e-4,
         "weight_decay": 0.0,

@@ -73,5 +73,6 @@ def collate(items):
     feats = [f for f, _, _ in items]
     lens = torch.tensor([len(f) for f in feats])
     alis = [a for _, a, _ in items] if items and items[0][1] is not None else None
-    ids = torch.tensor([i for _, _, i in items])
+    third = [i for _, _, i in items]  # dataset indices, or a stream's (id, speaker)
+    ids = torch.tensor(third) if all(isinstance(i, int) for i in third) else third
     return pad_sequence(feats, batch_first=True), lens, alis, ids

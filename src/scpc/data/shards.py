@@ -145,6 +145,7 @@ def write_shards(
             json.dump({"plan": plan, "shards": done}, f)
     index = {
         **plan,
+        "speakers": sorted(set(utt2spk.values())),
         "utterances": len(utts),
         "seconds": sum(samples.values()) / SAMPLE_RATE,
         "shards": done,
@@ -155,6 +156,34 @@ def write_shards(
         json.dump(index, f, indent=1)
     progress.unlink()
     return index
+
+
+def is_shard_source(path: str | os.PathLike) -> bool:
+    """A shard dir (with shards.list) or a shard list file."""
+    path = Path(path)
+    return (path / LIST).is_file() or (path.is_file() and path.suffix == ".list")
+
+
+class ShardSource:
+    """What the trainer knows of a shard list before streaming it: its index (shards.json
+    beside the list), when there is one."""
+
+    def __init__(self, path: str | os.PathLike, frontend_config: dict[str, Any]) -> None:
+        from scpc.frontend import frontend_from_config
+
+        self.root = Path(path)
+        self.shards = read_shard_list(self.root)
+        index_file = (self.root if self.root.is_dir() else self.root.parent) / INDEX
+        self.index = json.loads(index_file.read_text()) if index_file.is_file() else None
+        self.frontend_config = frontend_config
+        self.feat_size = frontend_from_config(frontend_config).feat_size
+        self.utterances = self.index["utterances"] if self.index else 0
+        self.seconds = self.index["seconds"] if self.index else 0.0
+        speakers = self.index.get("speakers", []) if self.index else []
+        self.utt2spk = {s: s for s in speakers}  # the trainer reads the speaker set from it
+
+    def __len__(self) -> int:
+        return self.utterances
 
 
 def read_shard_list(path: str | os.PathLike) -> list[str]:
@@ -367,5 +396,5 @@ class ShardBatches(ShardStream):
             items = []
             for key, parts, shard in batch:
                 feats, ali, meta = self._decode(key, parts, shard)
-                items.append((feats, ali, meta["id"]))
+                items.append((feats, ali, (meta["id"], meta.get("speaker", ""))))
             yield reader, ordinal, items

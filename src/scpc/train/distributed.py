@@ -117,3 +117,16 @@ def any_flag(value: int, d: Dist) -> int:
     t = torch.tensor([value], dtype=torch.long, device=d.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return int(t.item())
+
+
+def merge_positions(stream: dict[str, dict[str, int]], d: Dist) -> dict[str, dict[str, int]]:
+    """Every process's shard-stream position (disjoint readers and ranks) in one dict."""
+    if d.world_size == 1:
+        return stream
+    parts: list = [None] * d.world_size
+    dist.all_gather_object(parts, stream)
+    merged: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for key, values in part.items():
+            merged.setdefault(key, {}).update(values)
+    return merged

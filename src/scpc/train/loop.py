@@ -31,6 +31,7 @@ from scpc.data.batch_plan import bucketed_plan, budget_batches, epoch_plan, rank
 from scpc.data.chunking import Chunking
 from scpc.data.featdir_dataset import collate
 from scpc.data.loader import open_dataset, read_batches
+from scpc.data.shards import ShardBatches, ShardSource, is_shard_source
 from scpc.errors import ScpcError
 from scpc.frontend import frontend_from_config
 from scpc.models.checkpoint import save_inference_checkpoint
@@ -69,6 +70,8 @@ class Progress:
     bad_epochs: int = 0
     stopped: bool = False
     window: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "acc": 0.0, "n": 0.0})
+    # shard streaming: batches consumed per reader this epoch, and each process's next reader
+    stream: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class Trainer:
@@ -100,8 +103,12 @@ class Trainer:
             max_chunks=ch["max_chunks"],
         )
         with_ali = ch["policy"] == "ali"
-        # a data dir (features computed on the fly) or a feature dir (precomputed)
-        self.train_ds = open_dataset(train_dir, config.get("frontend"), with_ali)
+        # a data dir (features computed on the fly), a feature dir (precomputed), or shards
+        self.stream: ShardBatches | None = None
+        if is_shard_source(train_dir):
+            self.train_ds = self._open_stream(train_dir, with_ali)
+        else:
+            self.train_ds = open_dataset(train_dir, config.get("frontend"), with_ali)
         # Spin logs PNMI against the validation set's phone alignments when it has them
         self.val_alignments = (
             config["training"]["loss_type"] == "spin"
@@ -139,7 +146,7 @@ class Trainer:
         self.metrics = MetricsLog(self.exp / "metrics.csv")
         self.state = TrainingState(self.exp / "last.ckpt", STATE_FORMAT, "an scpc training state")
         self._run_log = RunLog(self.exp / "train.log", quiet=self.quiet)
-        self.plan_len = len(self._plan(0))
+        self.plan_len = self._stream_steps() if self.stream else len(self._plan(0))
         if self.plan_len == 0:
             raise ScpcError(
                 f"{train_dir}: {len(self.train_ds)} utterances do not fill one batch of "
@@ -154,6 +161,42 @@ class Trainer:
                 f"{ds.root}/frontend.json does not match the model's front-end "
                 f"({self.config['feat_type']}); recompute the features or use another version"
             )
+
+    def _open_stream(self, path, with_ali: bool) -> ShardSource:
+        frontend = self.config.get("frontend")
+        if frontend is None:
+            raise ScpcError(f"{path}: shards need the model's front-end (a frozen model.yaml)")
+        source = ShardSource(path, frontend)
+        if source.index is None and not self.t["max_steps"]:
+            raise ScpcError(
+                f"{path}: no shards.json beside the list: set training.max_steps (the epoch "
+                "length is unknown)"
+            )
+        budget = None
+        if self.t["batch_seconds"]:  # per process: streams have no global batches
+            spf = frontend_from_config(frontend).frame_shift / SAMPLE_RATE
+            budget = self.t["batch_seconds"] / self.d.world_size / spf
+        self.stream = ShardBatches(
+            source.shards,
+            frontend,
+            batch_size=self.t["batch_size"],
+            budget_frames=budget,
+            seed=self.t["seed"],
+            rank=self.d.rank,
+            world_size=self.d.world_size,
+            buffer=self.t["shuffle_buffer"],
+            with_ali=with_ali,
+        )
+        return source
+
+    def _stream_steps(self) -> int:
+        """Micro-batches per epoch and process, estimated from the shard index."""
+        src = self.train_ds
+        if src.index is None:
+            return self.t["max_steps"] * self.t["accumulate_grad_batches"]
+        if self.t["batch_seconds"]:
+            return max(1, round(src.seconds / self.t["batch_seconds"]))
+        return src.utterances // (self.t["batch_size"] * self.d.world_size)
 
     def _budget_frames(self) -> float:
         """``batch_seconds`` in the training set's frames."""
@@ -191,6 +234,8 @@ class Trainer:
         return {"model": self.model, "optimizer": self.optimizer, "scaler": self.scaler}
 
     def save_last(self) -> None:
+        if self.stream is not None and self.d.world_size > 1:
+            self.progress.stream = distributed.merge_positions(self.progress.stream, self.d)
         if self.d.main:
             identity = {"config": dump(self.config), "world_size": self.d.world_size}
             self.state.save(self._modules(), asdict(self.progress), identity)
@@ -253,12 +298,62 @@ class Trainer:
             [mix(seed, ids_offset + int(s), int(o)) for s, o in zip(sources, ordinal)],
             dtype=torch.long,
         )
-        spk = torch.tensor(
-            [self.speaker_ids.get(ds.utt2spk.get(ds.uttids[int(ids[s])], ""), 0) for s in sources],
-            dtype=torch.long,
-        )
+        if self.stream is not None and ds is self.train_ds:  # items carry (id, speaker)
+            of_item = [self.speaker_ids.get(meta[1], 0) for _, _, meta in items]
+        else:
+            of_item = [self.speaker_ids.get(ds.utt2spk.get(ds.uttids[int(i)], ""), 0) for i in ids]
+        spk = torch.tensor([of_item[int(s)] for s in sources], dtype=torch.long)
         dev = self.d.device
         return chunks.to(dev), chunk_lens.to(dev), spk.to(dev), g, utt_seeds, sources
+
+    def _epoch_batches(self, accum: int):
+        """This process's micro-batches of the epoch from the saved position on: (items,
+        offset of its utterances in the global batch, micro-batches in its accumulation group,
+        whether it ends the group, whether more follow in this epoch)."""
+        p = self.progress
+        if self.stream is not None:
+            yield from self._stream_batches(accum)
+            return
+        plan = self._plan(p.epoch)
+        fetched = self._read(
+            self.train_ds,
+            [rank_part(b, self.d.rank, self.d.world_size) for b in plan[p.batch :]],
+        )
+        for b in range(p.batch, len(plan)):
+            items = next(fetched)
+            offset = rank_offset(len(plan[b]), self.d.rank, self.d.world_size)
+            start, end = b // accum * accum, min((b // accum + 1) * accum, len(plan))
+            yield items, offset, end - start, b + 1 == end, b + 1 < len(plan)
+
+    def _stream_batches(self, accum: int):
+        """Batches of the shard stream; the epoch ends when any process's readers run out
+        (the processes agree on every step). The position is recorded before a batch trains,
+        so a state saved after its step resumes with the next one."""
+        p, rank, world = self.progress, str(self.d.rank), self.d.world_size
+        workers = max(self.t["num_workers"], 1)
+        skip = {int(r): n for r, n in p.stream.get("readers", {}).items()}
+        self.stream.set_epoch(p.epoch, skip, p.stream.get("first", {}).get(rank, 0))
+        loader = torch.utils.data.DataLoader(
+            self.stream,
+            batch_size=None,
+            num_workers=self.t["num_workers"],
+            pin_memory=self.d.device.type == "cuda",
+        )
+
+        def everyone(ok: bool) -> bool:
+            return distributed.all_sum([float(ok)], self.d)[0] == world
+
+        it = iter(loader)
+        upcoming = next(it, None)
+        while everyone(upcoming is not None):
+            reader, ordinal, items = upcoming
+            upcoming = next(it, None)
+            more = everyone(upcoming is not None)
+            readers = p.stream.setdefault("readers", {})
+            readers[str(reader)] = ordinal + 1
+            p.stream.setdefault("first", {})[rank] = (reader % workers + 1) % workers
+            b = p.batch
+            yield items, self.d.rank << 20, accum, (b + 1) % accum == 0 or not more, more
 
     def _chunk_share(self, count: int) -> float:
         """This process's chunks over the mean per process (1 with one process)."""
@@ -369,33 +464,21 @@ class Trainer:
         accum = self.t["accumulate_grad_batches"]
         self.model.train()
         while not p.stopped and p.epoch < self.t["max_epochs"]:
-            plan = self._plan(p.epoch)
             bar = progress_bar(
-                total=len(plan),
+                total=self.plan_len,
                 initial=p.batch,
                 desc=f"epoch {p.epoch}",
                 unit="batch",
                 disable=self.quiet or not self.d.main,
             )
             tic, audio = time.perf_counter(), 0.0
-            fetched = self._read(
-                self.train_ds,
-                [rank_part(b, self.d.rank, self.d.world_size) for b in plan[p.batch :]],
-            )
-            while p.batch < len(plan):
+            for items, offset, group_size, last_of_group, more in self._epoch_batches(accum):
                 b = p.batch
                 seed = mix(self.t["seed"], p.epoch, b)
                 torch.manual_seed(seed)
-                items = next(fetched)
-                offset = rank_offset(len(plan[b]), self.d.rank, self.d.world_size)
                 chunks, chunk_lens, spk, g, utt_seeds, _ = self._batch(
                     self.train_ds, items, seed, offset
                 )
-                group_start, group_end = (
-                    b // accum * accum,
-                    min((b // accum + 1) * accum, len(plan)),
-                )
-                last_of_group = b + 1 == group_end
                 sync = (
                     self.ddp.no_sync()
                     if self.ddp is not None and not last_of_group
@@ -406,7 +489,7 @@ class Trainer:
                 share = self._chunk_share(len(chunks))
                 with sync:
                     out = self._forward(module, chunks, chunk_lens, spk, g, utt_seeds)
-                    loss = out["loss"] * share / (group_end - group_start)
+                    loss = out["loss"] * share / group_size
                     self.scaler.scale(loss).backward()
                 if not torch.isfinite(out["loss"]):
                     raise ScpcError(
@@ -442,12 +525,12 @@ class Trainer:
                     if self.t["max_steps"] and p.step >= self.t["max_steps"]:
                         p.stopped = True
                         break
-                    saved = p.step % self.t["checkpoint_every_steps"] == 0 and p.batch < len(plan)
+                    saved = p.step % self.t["checkpoint_every_steps"] == 0 and more
                     if saved:
                         self.save_last()
                     self._stop_if_asked(saved)
             bar.close()
-            self._end_epoch(len(plan))  # saves last.ckpt
+            self._end_epoch()  # saves last.ckpt
             if not p.stopped and p.epoch < self.t["max_epochs"]:
                 self._stop_if_asked(saved=True)
         if self.d.main:
@@ -484,7 +567,7 @@ class Trainer:
         self.model.after_step(p.step, self.total_steps)
         return lr
 
-    def _end_epoch(self, plan_len: int) -> None:
+    def _end_epoch(self) -> None:
         p = self.progress
         val, acc = self.validate()
         improved = val < p.best_val
@@ -506,6 +589,7 @@ class Trainer:
         )
         p.epoch += 1
         p.batch = 0
+        p.stream = {}
         self.save_last()
         if self.d.main:
             self._plot()
