@@ -11,6 +11,10 @@ padding with and without length buckets, start-up time and memory for large data
 3. Start-up and peak RSS for data dirs of 10k, 100k and 1M utterances (the mini corpus's
    entries repeated under new ids, utt2num_samples included as stage 1 writes it): a fresh
    process opens the dataset and plans an epoch of buckets; its wall time and peak RSS.
+4. Shard streaming: shards (steps/make_shards.sh's format) of --stream-sizes utterances of
+   the repeated data dirs; a fresh process streams every utterance (raw front-end, shuffle
+   buffer 1000, in batches of 8); its peak RSS and rate, to show memory does not grow with
+   the corpus.
 
   .venv/bin/python bench/loader_throughput.py [--quick] [--sizes 10000 100000 1000000]
 """
@@ -48,10 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers for the total")
     p.add_argument("--batch-seconds", type=float, default=80.0, help="bucket budget")
     p.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    p.add_argument("--stream-sizes", type=int, nargs="*", default=[2_000, 20_000])
     p.add_argument("--quick", action="store_true", help="seconds-long smoke run")
     args = p.parse_args(argv)
     if args.quick:
-        args.rounds, args.utterances, args.sizes = 1, 16, [2000]
+        args.rounds, args.utterances, args.sizes, args.stream_sizes = 1, 16, [2000], [500]
     return args
 
 
@@ -117,6 +122,35 @@ print(json.dumps({"seconds": time.perf_counter() - tic, "utterances": len(ds),
 """
 
 
+STREAM = """
+import json, resource, sys, time
+import torch
+torch.set_num_threads(1)
+from scpc.data.shards import ShardBatches, read_shard_list
+tic = time.perf_counter()
+stream = ShardBatches(read_shard_list(sys.argv[1]), {"name": "raw"}, batch_size=8, buffer=1000)
+n = seconds = 0
+for _, _, items in stream:
+    n += len(items)
+    seconds += sum(len(f) for f, _, _ in items) / 16000
+print(json.dumps({"utterances": n, "rate": seconds / (time.perf_counter() - tic),
+                  "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
+"""
+
+
+def stream_rss(data: Path) -> dict:
+    from scpc.data.shards import write_shards
+
+    shards = SCALE_DIR / f"shards-{data.name}"
+    if not (shards / "shards.json").is_file():
+        write_shards(data, shards, shard_seconds=3600)
+    proc = subprocess.run(
+        [sys.executable, "-c", STREAM, str(shards)], capture_output=True, text=True, check=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )  # fmt: skip
+    return json.loads(proc.stdout)
+
+
 def startup(data: Path, budget_frames: float) -> dict:
     proc = subprocess.run(
         [sys.executable, "-c", STARTUP, str(data), json.dumps(frontend("fbank-80")),
@@ -170,7 +204,18 @@ def main(argv: list[str] | None = None) -> int:
             (f"{size:>9,} utterances", f"start-up {r['seconds']:6.2f} s, peak RSS "
              f"{r['rss_gb']:.2f} GB, {r['batches']:,} batches")
         )  # fmt: skip
-    print_table("Start-up (open the data dir, plan an epoch of buckets), fresh process", rows)
+    if rows:
+        print_table("Start-up (open the data dir, plan an epoch of buckets), fresh process", rows)
+
+    rows = []
+    for size in args.stream_sizes:
+        r = stream_rss(build_scaled(train, size))
+        rows.append(
+            (f"{r['utterances']:>9,} utterances", f"peak RSS {r['rss_gb']:.2f} GB, "
+             f"{r['rate']:6.0f} audio-s/s (1 reader, raw)")
+        )  # fmt: skip
+    if rows:
+        print_table("Shard streaming (shards of 1 h, shuffle buffer 1000), fresh process", rows)
     print(f"\nthis process's peak RSS {peak_rss_gb():.2f} GB; load average after: {load_average()}")
     return 0
 
