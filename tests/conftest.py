@@ -81,3 +81,39 @@ def training_started(exp):
     """A condition for wait_for: scpc-train logged its first step into ``exp``/metrics.csv."""
     metrics = exp / "metrics.csv"
     return lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 2
+
+
+def write_training_config(path, base, **training):
+    """``base`` (a config dict) with ``training`` keys overridden, written to ``path``."""
+    import copy
+
+    import yaml
+
+    config = copy.deepcopy(base)
+    config["training"].update(training)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def metric_rows(exp):
+    """metrics.csv's rows of ``exp`` as (split, epoch, step, loss, accuracy) strings."""
+    return [r.split(",")[:5] for r in (exp / "metrics.csv").read_text().splitlines()[1:]]
+
+
+def kill_once_saved(args, last, timeout=120):
+    """Start a command, SIGKILL it as soon as ``last`` (its training state) exists."""
+    import signal
+
+    proc = subprocess.Popen(
+        [str(a) for a in args],
+        env=dict(os.environ, SCPC_QUIET="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + timeout
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"

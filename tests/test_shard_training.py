@@ -2,15 +2,9 @@
 resumes exactly where the uninterrupted run would be, with 2 data workers; two DDP processes
 stream disjoint readers and agree on every step."""
 
-import os
-import signal
-import subprocess
-import time
-
 import pytest
 import torch
-import yaml
-from conftest import ROOT, run_script
+from conftest import ROOT, kill_once_saved, metric_rows, run_script, write_training_config
 
 from scpc.data.shards import write_shards
 
@@ -41,15 +35,10 @@ def shards(mini_data, tmp_path_factory):
 
 
 def config(path, **training):
-    c = yaml.safe_load(yaml.safe_dump(CONFIG))
-    c["training"].update(training)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(c))
-    return path
+    return write_training_config(path, CONFIG, **training)
 
 
-def rows(exp):
-    return [r.split(",")[:5] for r in (exp / "metrics.csv").read_text().splitlines()[1:]]
+rows = metric_rows
 
 
 def test_streamed_training_resumes_exactly_after_sigkill(tmp_path, shards, mini_data):
@@ -58,19 +47,8 @@ def test_streamed_training_resumes_exactly_after_sigkill(tmp_path, shards, mini_
     run_script(".venv/bin/scpc-train", "--quiet", full, shards, valid)
     assert len([r for r in rows(full.parent) if r[0] == "train"]) >= 20
     killed = config(tmp_path / "killed" / "model.yaml")
-    proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/scpc-train"), "--quiet", str(killed), str(shards), str(valid)],
-        env=dict(os.environ, SCPC_QUIET="1"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     last = killed.parent / "last.ckpt"
-    deadline = time.time() + 120
-    while not last.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_once_saved([ROOT / ".venv/bin/scpc-train", "--quiet", killed, shards, valid], last)
     state = torch.load(last, weights_only=True)["progress"]
     assert state["epoch"] == 0 and state["stream"]["readers"]  # mid-epoch, mid-shard
     run_script(".venv/bin/scpc-train", "--quiet", killed, shards, valid)

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 import yaml
-from conftest import ROOT, run_script
+from conftest import ROOT, kill_once_saved, metric_rows, run_script, write_training_config
 
 from scpc.audio import read_audio
 from scpc.config import DEFAULTS, merge
@@ -66,16 +66,10 @@ def feats(mini_data, tmp_path_factory):
 
 
 def write_config(path, **training):
-    c = json.loads(json.dumps(TINY))
-    c["training"].update(training)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(c))
-    return path
+    return write_training_config(path, TINY, **training)
 
 
-def losses(exp):
-    rows = (exp / "metrics.csv").read_text().splitlines()[1:]
-    return [r.split(",")[:5] for r in rows]  # split, epoch, step, loss, accuracy
+losses = metric_rows  # split, epoch, step, loss, accuracy
 
 
 def train(tmp_path, feats, name="exp", **training):
@@ -123,20 +117,8 @@ def test_best_checkpoint_is_lowest_validation_and_round_trips(tmp_path, feats):
 def test_resume_after_sigkill_matches_uninterrupted(tmp_path, feats):
     full, _ = train(tmp_path, feats, name="full", max_epochs=3)
     cfg = write_config(tmp_path / "killed" / "model.yaml", max_epochs=3)
-    env = dict(os.environ, SCPC_QUIET="1")
-    proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/scpc-train"), "--quiet", str(cfg), *map(str, feats)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     last = tmp_path / "killed" / "last.ckpt"
-    deadline = time.time() + 120
-    while not last.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_once_saved([ROOT / ".venv/bin/scpc-train", "--quiet", cfg, *feats], last)
     state = torch.load(last, weights_only=True)
     assert state["progress"]["step"] < 12
     run_script(".venv/bin/scpc-train", "--quiet", cfg, *feats)
