@@ -72,3 +72,26 @@ def test_two_process_ddp_with_buckets_equals_one_process(tmp_path, feats):  # no
     b = torch.load(tmp_path / "two" / "last.ckpt", weights_only=True)["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_probes_take_length_buckets(tmp_path, mini_data):
+    """A SUPERB-style probe with train.batch_seconds: buckets in the cached upstream's frames."""
+    import test_superb
+
+    from scpc.data.datadir import copy_filtered, select_utterances
+
+    small = tmp_path / "small"
+    for split, n in (("train", 8), ("dev", 4), ("test", 4)):
+        utts = select_utterances(mini_data / split, "shortest", n)
+        copy_filtered(mini_data / split, small / split, utts)
+    fbank = tmp_path / "fbank41.ckpt"
+    run_script(ROOT / ".venv/bin/scpc-init", "frontend", ROOT / "conf/feats/fbank-41.json", fbank)
+    cfg = test_superb.small_config(tmp_path, small, batch_seconds=6.0)
+    t = test_superb.trainer(cfg, fbank, tmp_path / "run")
+    results = t.fit()
+    assert t.length_seconds("train") == 0.01  # fbank-41 frames, cached
+    assert "dev" in results and (tmp_path / "run" / "results.json").is_file()
+    lengths = t.lengths("train")
+    plan = bucketed_plan(lengths, 6.0 / 0.01, 0, 0)
+    assert all(max(lengths[i] for i in b) * len(b) <= 600 or len(b) == 1 for b in plan)
+    assert len(plan) > 1  # 8 short utterances do not fit 6 s at once

@@ -43,6 +43,7 @@ TRAIN_DEFAULTS: Config = {
     "decay_steps": None,  # null: until max_steps
     "final_lr_ratio": 0.01,
     "batch_size": 32,  # utterances per micro-batch (and process)
+    "batch_seconds": None,  # instead: padded audio seconds per micro-batch, in length buckets
     "accumulate_grad_batches": 1,  # micro-batches per optimiser step
     "max_steps": 200000,  # optimiser steps
     "grad_clip_norm": 1.0,  # clip the global gradient norm; 0 or null: none. A non-finite norm skips the step

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from scpc.audio import SAMPLE_RATE
 from scpc.config import Config
 from scpc.downstream import data as sdata
 from scpc.downstream.probe import Probe
@@ -51,11 +52,20 @@ class Runner:
     def _autocast(self):
         return autocast(self.device, self.amp_dtype)
 
+    def _cached(self, split: str) -> bool:
+        return self.cache is not None and not (split == "train" and self.live_train)
+
+    def length_seconds(self, split: str) -> float:
+        """Seconds of audio per unit of :meth:`lengths`: an upstream frame, or a second."""
+        if self._cached(split):
+            return self.probe.upstream.downsample_rate / SAMPLE_RATE
+        return 1.0
+
     def lengths(self, split: str) -> list[float]:
         """Per-example sizes for batching: cached frames, else seconds of audio."""
         if split not in self._lengths:
             examples = self.splits[split]
-            if self.cache is not None and not (split == "train" and self.live_train):
+            if self._cached(split):
                 self.fill(split)
                 self._lengths[split] = [self.cache.get(ex).shape[1] for ex in examples]
             else:

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from scpc.config import Config, dump
-from scpc.data.batch_plan import epoch_plan
+from scpc.data.batch_plan import bucketed_plan, epoch_plan
 from scpc.downstream import data as sdata
 from scpc.downstream.config import comparable, upgrade_comparable
 from scpc.downstream.probe import (
@@ -286,7 +286,11 @@ class SuperbTrainer(Runner):
         micro = 0
         tic = time.perf_counter()
         while self.step < stop:
-            plan = epoch_plan(lengths, t["batch_size"], 1, t["seed"], self.epoch)
+            if t["batch_seconds"]:
+                budget = t["batch_seconds"] / self.length_seconds("train")
+                plan = bucketed_plan(lengths, budget, t["seed"], self.epoch)
+            else:
+                plan = epoch_plan(lengths, t["batch_size"], 1, t["seed"], self.epoch)
             self._plan_len = len(plan)
             if not plan:
                 raise ScpcError(
