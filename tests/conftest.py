@@ -117,3 +117,15 @@ def kill_once_saved(args, last, timeout=120):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+
+
+def precomputed_experiment(exp, model="cpc.mini"):
+    """exp/<model>/version_0/model.yaml frozen from conf with ``feats: precomputed``, so that
+    run.sh's stage 1 computes feature dirs (steps/make_feats.sh through $train_cmd)."""
+    frozen = exp / model / "version_0" / "model.yaml"
+    conf, feats = ROOT / "conf" / f"model.{model}.yaml", ROOT / "conf" / "feats"
+    run_script(ROOT / ".venv" / "bin" / "scpc-config", "freeze", conf, feats, frozen)
+    text = frozen.read_text()
+    assert "\nfeats: on_the_fly\n" in text
+    frozen.write_text(text.replace("\nfeats: on_the_fly\n", "\nfeats: precomputed\n"))
+    return frozen

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 import torch
-from conftest import ROOT, file_has, run_script, start_script, wait_for
+from conftest import ROOT, file_has, precomputed_experiment, run_script, start_script, wait_for
 from test_train import feats, write_config  # noqa: F401 (feats is a fixture)
 
 QUEUE = ROOT / "utils" / "queue.sh"
@@ -69,7 +69,9 @@ def test_a_deleted_job_counts_as_failed(sge, tmp_path):
 
 
 def test_recipe_stage_runs_through_cmd_sh_on_grid_engine(sge, tmp_path):
+    # a config with precomputed features: stage 1 runs steps/make_feats.sh through $train_cmd
     data = tmp_path / "data"
+    precomputed_experiment(tmp_path / "exp")
     run_script(ROOT / "run.sh", "--stage", "0", "--stop-stage", "1", "--datadir", data,
                "--expdir", tmp_path / "exp", env=dict(sge, SCPC_CLUSTER="sge"))  # fmt: skip
     for part in ("train", "dev"):

@@ -10,7 +10,15 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, file_has, run_script, start_script, training_started, wait_for
+from conftest import (
+    ROOT,
+    file_has,
+    precomputed_experiment,
+    run_script,
+    start_script,
+    training_started,
+    wait_for,
+)
 from test_train import feats, losses, write_config  # noqa: F401 (feats is a fixture)
 
 SLURM = ROOT / "utils" / "slurm.sh"
@@ -99,12 +107,7 @@ def test_recipe_stage_runs_through_cmd_sh_on_slurm(slurm, tmp_path):
     # stage 1 of run.sh for a config with precomputed features: steps/make_feats.sh with
     # $train_cmd = utils/slurm.sh (cmd.sh)
     data, exp = tmp_path / "data", tmp_path / "exp"
-    frozen = exp / "cpc.mini" / "version_0" / "model.yaml"
-    conf, feats_conf = ROOT / "conf" / "model.cpc.mini.yaml", ROOT / "conf" / "feats"
-    run_script(ROOT / ".venv" / "bin" / "scpc-config", "freeze", conf, feats_conf, frozen)
-    text = frozen.read_text()
-    assert "\nfeats: on_the_fly\n" in text
-    frozen.write_text(text.replace("\nfeats: on_the_fly\n", "\nfeats: precomputed\n"))
+    precomputed_experiment(exp)
     run_script(
         ROOT / "run.sh", "--stage", "0", "--stop-stage", "1", "--datadir", data, "--expdir", exp,
         env=dict(slurm, SCPC_CLUSTER="slurm"),
