@@ -83,3 +83,15 @@ def fairseq_differences(out, model, wavs) -> list[float]:
         for i, (mine, t) in enumerate(zip(out.hidden_states, theirs)):
             worst[i] = max(worst[i], float((mine[n, :frames] - t[:frames]).abs().max()))
     return worst
+
+
+def run_padded(ours, wavs, channel_dim=False):
+    """``ours`` (an encoder, or with ``channel_dim`` a bare one taking (N, S, 1)) on the
+    zero-padded batch of ``wavs``, without gradients."""
+    import torch
+
+    batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)
+    if channel_dim:
+        batch = batch.unsqueeze(-1)
+    with torch.no_grad():
+        return ours(batch, torch.tensor([len(w) for w in wavs]))

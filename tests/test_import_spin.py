@@ -8,7 +8,7 @@ compared."""
 
 import pytest
 import torch
-from original_code import fairseq_differences, s3prl_module
+from original_code import fairseq_differences, run_padded, s3prl_module
 
 from scpc.errors import ScpcError
 from scpc.importers.run import import_checkpoint
@@ -86,8 +86,7 @@ def test_spin_checkpoint_imports_with_every_layer_output_equal(tmp_path, kind):
     assert "after Spin (64 codes" in read_checkpoint(ckpt)["provenance"]["system_description"]
     torch.manual_seed(1)
     wavs = [torch.randn(n) * 0.1 for n in LENGTHS]
-    with torch.no_grad():
-        out = ours(torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True), torch.tensor(LENGTHS))
+    out = run_padded(ours, wavs)
     worst = max(fairseq_differences(out, model, wavs)[1:])  # the layers' outputs
     print(f"spin {kind} import max abs difference: {worst:.1e}")
     assert worst <= TOLERANCE

@@ -5,7 +5,7 @@ utterance alone."""
 
 import pytest
 import torch
-from original_code import fairseq_differences, s3prl_module
+from original_code import fairseq_differences, run_padded, s3prl_module
 
 from scpc.errors import ScpcError
 from scpc.importers.run import import_checkpoint
@@ -15,20 +15,23 @@ from scpc.models.wav2vec2 import Wav2Vec2Encoder, fairseq_state
 LENGTHS = [8000, 6321, 2500]
 CONV = [[24, 10, 5], [24, 3, 2], [24, 3, 2], [24, 2, 2]]
 TOLERANCE = 1e-4
+SMALL = {  # fairseq's config keys of the small test models
+    "encoder_layers": 2,
+    "encoder_embed_dim": 32,
+    "encoder_ffn_embed_dim": 64,
+    "encoder_attention_heads": 4,
+    "conv_feature_layers": " + ".join(f"[({c}, {k}, {s})]" for c, k, s in CONV),
+    "conv_pos": 16,
+    "conv_pos_groups": 4,
+}
 
 
 def original_hubert(mode, layer_norm_first, seed=0):
     hubert = s3prl_module("upstream.hubert.hubert_model")
     cfg = hubert.HubertConfig(
+        **SMALL,
         label_rate=50.0,
         extractor_mode=mode,
-        encoder_layers=2,
-        encoder_embed_dim=32,
-        encoder_ffn_embed_dim=64,
-        encoder_attention_heads=4,
-        conv_feature_layers=" + ".join(f"[({c}, {k}, {s})]" for c, k, s in CONV),
-        conv_pos=16,
-        conv_pos_groups=4,
         layer_norm_first=layer_norm_first,
         conv_bias=mode == "layer_norm",
     )
@@ -60,9 +63,7 @@ def test_every_hidden_state_equals_fairseqs_hubert(mode, pre_ln):
     ours.load_state_dict(fairseq_state(model.state_dict(), 2, len(CONV)))
     torch.manual_seed(1)
     wavs = [torch.randn(n) * 0.1 for n in LENGTHS]
-    batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True).unsqueeze(-1)
-    with torch.no_grad():
-        out = ours(batch, torch.tensor(LENGTHS))
+    out = run_padded(ours, wavs, channel_dim=True)
     worst = fairseq_differences(out, model, wavs)
     assert len(worst) == 3
     for n in range(len(wavs)):
@@ -124,14 +125,8 @@ def test_fairseq_layout_and_wav2vec2(tmp_path):
     code (s3prl's copy), pre-training heads (quantiser, projections) beside the encoder."""
     w2v = s3prl_module("upstream.wav2vec2.wav2vec2_model")
     cfg = w2v.Wav2Vec2Config(
+        **SMALL,
         extractor_mode="layer_norm",
-        encoder_layers=2,
-        encoder_embed_dim=32,
-        encoder_ffn_embed_dim=64,
-        encoder_attention_heads=4,
-        conv_feature_layers=" + ".join(f"[({c}, {k}, {s})]" for c, k, s in CONV),
-        conv_pos=16,
-        conv_pos_groups=4,
         layer_norm_first=True,
         latent_vars=8,
         latent_groups=2,
@@ -150,8 +145,7 @@ def test_fairseq_layout_and_wav2vec2(tmp_path):
     ours = load_inference_checkpoint(import_checkpoint("wav2vec2", src, tmp_path / "w.ckpt"))
     torch.manual_seed(4)
     wavs = [torch.randn(n) * 0.1 for n in LENGTHS]
-    with torch.no_grad():
-        out = ours(torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True), torch.tensor(LENGTHS))
+    out = run_padded(ours, wavs)
     worst = max(fairseq_differences(out, model, wavs))
     print(f"wav2vec2 import max abs difference: {worst:.1e}")
     assert worst <= TOLERANCE

@@ -4,7 +4,7 @@ original on each utterance alone."""
 
 import pytest
 import torch
-from original_code import fairseq_differences, s3prl_module
+from original_code import fairseq_differences, run_padded, s3prl_module
 
 from scpc.importers.run import import_checkpoint
 from scpc.models.checkpoint import load_inference_checkpoint
@@ -80,9 +80,7 @@ def test_every_hidden_state_equals_wavlms(pre_ln, gated):
     ours.load_state_dict(wavlm_state(model.state_dict(), 3, len(CONV)))
     torch.manual_seed(1)
     wavs = [torch.randn(n) * 0.1 for n in LENGTHS]
-    batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True).unsqueeze(-1)
-    with torch.no_grad():
-        out = ours(batch, torch.tensor(LENGTHS))
+    out = run_padded(ours, wavs, channel_dim=True)
     worst = fairseq_differences(out, model, wavs)
     assert len(worst) == 4
     print(
