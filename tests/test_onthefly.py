@@ -1,5 +1,6 @@
-"""Features computed on the fly from a Kaldi data dir (scpc.data.audiodir_dataset) against
-precomputed feature dirs: the same items bitwise, the same training loss for the same seed,
+"""Features computed on the fly from a Kaldi data dir (scpc.data.audiodir_dataset) or local
+shards read by index, against precomputed feature dirs: the same items bitwise, the same
+training loss for the same seed,
 any number of data workers; exact lengths (utt2num_samples) without decoding; bad audio is
 one line naming the file."""
 
@@ -17,6 +18,7 @@ from scpc.data.datadir import DataDir, audio_entries, copy_filtered, read_table
 from scpc.data.featdir_dataset import FeatDirDataset
 from scpc.data.loader import open_dataset, read_batches
 from scpc.data.num_samples import num_samples
+from scpc.data.shards import write_shards
 from scpc.errors import ScpcError
 
 
@@ -66,8 +68,9 @@ def test_workers_give_the_same_items_in_order(tmp_path, mini_data):
         assert all(torch.equal(a[0], b[0]) for a, b in zip(x, y))
 
 
-def test_training_from_audio_equals_training_from_feature_dirs(tmp_path, mini_data):
+def test_training_from_audio_or_shards_equals_training_from_feature_dirs(tmp_path, mini_data):
     frontend, dirs = mini_feat_dirs(mini_data, tmp_path / "feats", "fbank-80")
+    write_shards(mini_data / "dev", tmp_path / "shards", shard_seconds=30)
     config = {
         "name": "tiny",
         "feat_type": "fbank-80",
@@ -80,25 +83,28 @@ def test_training_from_audio_equals_training_from_feature_dirs(tmp_path, mini_da
             "max_epochs": 1,
             "max_steps": 3,
             "num_workers": 1,
+            "shard_access": "index",
             "log_every_steps": 1,
             "chunking": {"policy": "fixed", "lobe_size": 120, "max_chunks": 8},
             "cpc_loss": {"prediction_steps": 4, "negative_samples": 8},
         },
     }
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
+    for name in "abc":
+        (tmp_path / name).mkdir()
     stored = train_tiny(tmp_path / "a", config, dirs)
     live = train_tiny(tmp_path / "b", config, [mini_data / "dev", mini_data / "test"])
+    sharded = train_tiny(tmp_path / "c", config, [tmp_path / "shards", mini_data / "test"])
 
     def rows(exp):
         with open(exp / "metrics.csv") as f:
             return [{k: v for k, v in r.items() if k not in ("audio_per_s", "wall_s")}
                     for r in csv.DictReader(f)]  # fmt: skip
 
-    assert rows(live) == rows(stored) and len(rows(live)) == 4
+    assert rows(live) == rows(stored) == rows(sharded) and len(rows(live)) == 4
     a = torch.load(stored / "last.ckpt", weights_only=True)["model"]
-    b = torch.load(live / "last.ckpt", weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    for exp in (live, sharded):
+        b = torch.load(exp / "last.ckpt", weights_only=True)["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_missing_or_broken_audio_is_one_line_naming_it(tmp_path, mini_data):

@@ -1,7 +1,8 @@
 """Sharded corpora: steps/make_shards.sh packs a data dir into WebDataset-convention tar
 shards that the webdataset package reads; ShardStream gives every utterance once per epoch
 over disjoint readers, equals the data dir's features, skips to a recorded position exactly,
-reads shards through commands, and names a corrupt shard in one line."""
+reads shards through commands, and names a corrupt shard in one line; local shards read by
+index (shards.idx) give the data dir's items bitwise."""
 
 import json
 
@@ -12,6 +13,8 @@ from conftest import ROOT, run_script
 from scpc.data import shards as shards_module
 from scpc.data.audiodir_dataset import AudioDirDataset
 from scpc.data.datadir import copy_filtered, read_table
+from scpc.data.loader import open_dataset
+from scpc.data.shard_index_dataset import ShardIndexDataset
 from scpc.data.shards import ShardStream, read_shard_list, write_shards
 from scpc.errors import ScpcError
 from scpc.frontend import load_frontend_config
@@ -75,6 +78,22 @@ def test_stream_equals_the_data_dirs_features_and_resumes_exactly(shards, mini_d
     rest = list(stream)
     assert [m for _, _, m in rest] == [m for _, _, m in full[25:]]
     assert all(torch.equal(a[0], b[0]) for a, b in zip(rest, full[25:]))
+
+
+def test_index_access_equals_the_data_dir_bitwise(shards, mini_data, tmp_path):
+    live = AudioDirDataset(mini_data / "dev", FBANK, with_ali=True)
+    indexed = open_dataset(shards, FBANK, with_ali=True)
+    assert isinstance(indexed, ShardIndexDataset) and len(read_shard_list(shards)) > 1
+    assert indexed.uttids == live.uttids and indexed.lengths == live.lengths
+    assert indexed.utt2spk == live.utt2spk and indexed.num_samples == live.num_samples
+    for i in range(0, len(live), 5):
+        (a, ali_a, j), (b, ali_b, k) = live[i], indexed[i]
+        assert j == k == i and torch.equal(a, b) and torch.equal(ali_a, ali_b)
+    # shards behind commands have no random access
+    piped = tmp_path / "piped.list"
+    piped.write_text("".join(f"cat {s} |\n" for s in read_shard_list(shards)))
+    with pytest.raises(ScpcError, match="streamed"):
+        ShardIndexDataset(piped, FBANK)
 
 
 def test_shards_stream_through_a_command_and_resume_packing(

@@ -102,7 +102,10 @@ DEFAULTS: Config = {
         "batch_seconds": None,
         "shuffle": True,  # training order reshuffled every epoch (seeded)
         "num_workers": 0,  # data loader processes per training process
-        "shuffle_buffer": 1000,  # utterances per reader when streaming shards (steps/make_shards.sh)
+        # shards (steps/make_shards.sh): stream them (per-reader batches; shards may be
+        # commands) or read local shards by index (the same batches as the data dir)
+        "shard_access": "stream",
+        "shuffle_buffer": 1000,  # utterances per reader when streaming shards
         "optimizer": "adam",  # adam | adamw | sgd
         "learning_rate": 2.0e-4,
         "weight_decay": 0.0,
@@ -212,6 +215,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "input_norm": ("none", "utterance"),
     "training.reconstruction_loss.loss": ("l1", "mse"),
     "training.amp": ("auto", "bf16", "fp16", "off"),
+    "training.shard_access": ("stream", "index"),
     "training.optimizer": ("adam", "adamw", "sgd"),
     "training.lr_decay": ("none", "linear", "cosine", "exponential"),
     "training.chunking.policy": ("fixed", "none", "ali"),

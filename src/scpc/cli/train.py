@@ -1,11 +1,13 @@
-"""scpc-train: pre-train a model from its frozen config on data dirs or feature dirs.
+"""scpc-train: pre-train a model from its frozen config on data dirs, feature dirs or shards.
 
     scpc-train exp/cpc.small/version_0/model.yaml data/mini/train data/mini/dev
     scpc-train exp/cpc.small/version_0/model.yaml data/mini/raw/train data/mini/raw/dev
 
 A Kaldi data dir (wav.scp, utt2spk; segments, ali.txt if any) is read on the fly: the data
 workers (training.num_workers) decode the audio and compute the config's front-end; a feature
-dir (steps/make_feats.sh) holds them precomputed. Both give the same batches.
+dir (steps/make_feats.sh) holds them precomputed. Both give the same batches. A shard dir or
+list (steps/make_shards.sh) is streamed, or with training.shard_access: index read by index
+(again the same batches as the data dir).
 
 Writes best.ckpt, last.ckpt, metrics.csv, curves.png and train.log next to model.yaml (or
 into --exp-dir). A run finds last.ckpt and continues exactly where it stopped. For several
@@ -29,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="scpc-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("model_yaml", type=Path, help="frozen config (scpc-config freeze)")
-    ap.add_argument("train_dir", type=Path, help="training data dir (wav.scp) or feature dir")
+    ap.add_argument(
+        "train_dir", type=Path, help="training data dir (wav.scp), feature dir or shards"
+    )
     ap.add_argument("val_dir", type=Path, help="validation data dir or feature dir")
     ap.add_argument("--exp-dir", type=Path, help="output dir (default: model.yaml's dir)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")

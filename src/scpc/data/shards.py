@@ -47,6 +47,7 @@ from scpc.io import atomic_path, atomic_write
 
 LIST = "shards.list"
 INDEX = "shards.json"
+MEMBERS = "shards.idx"  # per utterance: where its members lie, for random access
 SHARD_SECONDS = 3600.0  # default audio per shard (about 60 MB of 16 kHz FLAC)
 BUFFER = 1000  # default shuffle buffer, utterances per reader
 
@@ -150,12 +151,36 @@ def write_shards(
         "seconds": sum(samples.values()) / SAMPLE_RATE,
         "shards": done,
     }
+    write_member_index(out, [s["name"] for s in done], samples, utt2spk)
     with atomic_write(out / LIST) as f:
         f.writelines(f"{(out / s['name']).resolve()}\n" for s in done)
     with atomic_write(out / INDEX) as f:
         json.dump(index, f, indent=1)
     progress.unlink()
     return index
+
+
+def write_member_index(
+    out: Path, names: list[str], samples: dict[str, int], utt2spk: dict[str, str]
+) -> None:
+    """``shards.idx``: ``<id> <shard> <flac offset> <flac size> <json offset> <json size>
+    <num_samples> <speaker>`` per utterance, sorted by id, read off the tar headers."""
+    rows: dict[str, str] = {}
+    for k, name in enumerate(names):
+        where: dict[str, dict[str, tuple[int, int]]] = {}
+        ids: dict[str, str] = {}
+        with tarfile.open(out / name, mode="r:") as tar:
+            for m in tar.getmembers():
+                key, _, ext = os.path.basename(m.name).partition(".")
+                where.setdefault(key, {})[ext] = (m.offset_data, m.size)
+                if ext == "json":
+                    ids[key] = json.loads(tar.extractfile(m).read())["id"]
+        for key, parts in where.items():
+            utt = ids[key]
+            (fo, fs), (jo, js) = parts["flac"], parts["json"]
+            rows[utt] = f"{utt} {k} {fo} {fs} {jo} {js} {samples[utt]} {utt2spk[utt]}\n"
+    with atomic_write(out / MEMBERS) as f:
+        f.writelines(rows[u] for u in sorted(rows))
 
 
 def is_shard_source(path: str | os.PathLike) -> bool:
@@ -233,6 +258,33 @@ def _members(shard: str) -> Iterator[tuple[str, dict[str, bytes]]]:
                 raise ScpcError(f"{shard}: command failed (exit {proc.returncode})")
 
 
+def decode_utterance(frontend, key: str, parts: dict[str, bytes], shard: str, with_ali: bool):
+    """An utterance's members to (feats (T, F) float32, frame labels or None, metadata)."""
+    import soundfile as sf
+
+    if "flac" not in parts or "json" not in parts:
+        raise ScpcError(f"{shard}: {key} lacks its .flac or .json member")
+    try:
+        meta = json.loads(parts["json"])
+        wav, sr = sf.read(io.BytesIO(parts["flac"]), dtype="float32")
+    except (ValueError, sf.LibsndfileError, RuntimeError) as e:
+        raise ScpcError(f"{shard}: {key} is unreadable ({e})") from None
+    if sr != SAMPLE_RATE or wav.ndim != 1:
+        raise ScpcError(f"{shard}: {key} is not 16 kHz mono")
+    x = torch.from_numpy(wav)
+    with torch.no_grad():
+        feats, lens = frontend(x[None], torch.tensor([len(x)]))
+    num = int(lens[0])
+    if num == 0:
+        raise ScpcError(f"{shard}: {key}: {len(x)} samples are too short for the front-end")
+    ali = None
+    if with_ali:
+        if "ali" not in meta:
+            raise ScpcError(f"{shard}: {key} has no alignment")
+        ali = frame_labels(meta["ali"], num, frontend.frame_shift)
+    return feats[0, :num].float(), ali, meta
+
+
 def reader_shards(num_shards: int, seed: int, epoch: int, reader: int, readers: int) -> list[int]:
     """Shard indices a reader streams in an epoch (disjoint across readers, all covered)."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -290,27 +342,7 @@ class ShardStream(torch.utils.data.IterableDataset):
             yield pool.pop(int(g.integers(len(pool))))
 
     def _decode(self, key: str, parts: dict[str, bytes], shard: str):
-        import soundfile as sf
-
-        if "flac" not in parts or "json" not in parts:
-            raise ScpcError(f"{shard}: {key} lacks its .flac or .json member")
-        try:
-            meta = json.loads(parts["json"])
-            wav, sr = sf.read(io.BytesIO(parts["flac"]), dtype="float32")
-        except (ValueError, sf.LibsndfileError, RuntimeError) as e:
-            raise ScpcError(f"{shard}: {key} is unreadable ({e})") from None
-        if sr != SAMPLE_RATE or wav.ndim != 1:
-            raise ScpcError(f"{shard}: {key} is not 16 kHz mono")
-        x = torch.from_numpy(wav)
-        with torch.no_grad():
-            feats, lens = self.frontend(x[None], torch.tensor([len(x)]))
-        num = int(lens[0])
-        ali = None
-        if self.with_ali:
-            if "ali" not in meta:
-                raise ScpcError(f"{shard}: {key} has no alignment")
-            ali = frame_labels(meta["ali"], num, self.frontend.frame_shift)
-        return feats[0, :num].float(), ali, meta
+        return decode_utterance(self.frontend, key, parts, shard, self.with_ali)
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()

@@ -105,7 +105,7 @@ class Trainer:
         with_ali = ch["policy"] == "ali"
         # a data dir (features computed on the fly), a feature dir (precomputed), or shards
         self.stream: ShardBatches | None = None
-        if is_shard_source(train_dir):
+        if is_shard_source(train_dir) and self.t["shard_access"] == "stream":
             self.train_ds = self._open_stream(train_dir, with_ali)
         else:
             self.train_ds = open_dataset(train_dir, config.get("frontend"), with_ali)
