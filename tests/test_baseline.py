@@ -261,6 +261,29 @@ def test_an_interrupted_phase_resumes_to_the_same_model(tmp_path, tokenizer, set
     ).read_text().count("full")
 
 
+def test_batch_seconds_buckets_by_duration_and_resumes(tmp_path, tokenizer, sets):
+    train, dev, stats = sets
+    cfg = tiny_config()
+    cfg["train"]["batch_seconds"] = 2.0
+    frames = [stats["lengths"][u] for u in train.utts]
+    with pytest.raises(ScpcError, match="batch_seconds needs the utterances' durations"):
+        PhaseTrainer(cfg, "full", tmp_path / "a", train, dev, tokenizer, stats)
+    # 100 frames a second (utt2dur as Kaldi writes it)
+    table = "".join(f"{u} {n / 100:.2f}\n" for u, n in zip(train.utts, frames))
+    (train.data_dir / "utt2dur").write_text(table)
+    t = PhaseTrainer(cfg, "full", tmp_path / "a", train, dev, tokenizer, stats)
+    assert t.frame_seconds == pytest.approx(0.01)
+    plan = t._plan(0)
+    assert sorted(i for b in plan for i in b) == list(range(len(frames)))
+    assert all(max(frames[i] for i in b) * len(b) <= 200 or len(b) == 1 for b in plan)
+    assert plan == t._plan(0) != t._plan(1)  # a function of (seed, phase, epoch)
+    t.fit()
+    rows = (tmp_path / "a" / "metrics.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[2]) for r in rows] == [len(plan), len(plan) + len(t._plan(1))]
+    with pytest.raises(ScpcError, match="batch_seconds must be a positive number"):
+        config.complete({"train": {"batch_seconds": 0}}, "test")
+
+
 def test_a_changed_config_is_not_resumed(tmp_path, tokenizer, sets):
     train, dev, stats = sets
     PhaseTrainer(tiny_config(), "full", tmp_path, train, dev, tokenizer, stats).fit()

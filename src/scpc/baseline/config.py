@@ -57,6 +57,9 @@ DEFAULTS: Config = {
         "seed": 0,
         "device": "auto",  # auto | cpu | cuda | cuda:N
         "batch_size": 32,  # utterances per micro-batch (and step: no accumulation here)
+        # instead: padded audio seconds per step, in batches of similar lengths (duration
+        # buckets); frames convert to seconds by the training set's duration over its frames
+        "batch_seconds": None,
         "eval_batch_size": 32,
         "optimizer": "adamw",  # adam | adamw | sgd
         "weight_decay": 0.01,
@@ -124,6 +127,11 @@ def complete(raw: Config, source: str) -> Config:
     for section, key in positive:
         if cfg[section][key] < 1:
             raise ScpcError(f"{source}: {section}.{key} must be at least 1")
+    seconds = t["batch_seconds"]
+    if seconds is not None and (
+        isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0
+    ):
+        raise ScpcError(f"{source}: train.batch_seconds must be a positive number or null")
     for p in PHASES:
         n = cfg[p]["utterances"]
         if n is not None and (not isinstance(n, int) or n < 1):

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from scpc.data.datadir import read_table
+from scpc.data.datadir import DataDir, read_table
 from scpc.errors import ScpcError
 from scpc.io import load_torch
 from scpc.progress import progress_bar
@@ -48,6 +48,7 @@ class RepSet:
     utts: list[str]
     paths: list[Path]
     texts: list[str]
+    data_dir: Path
 
     @classmethod
     def open(cls, reps_dir: str | os.PathLike, data_dir: str | os.PathLike) -> RepSet:
@@ -68,7 +69,7 @@ class RepSet:
         utts = list(table)
         paths = [reps_dir / f"{u}.pt" for u in utts]
         texts = [" ".join(table[u].split()) for u in utts]
-        return cls(data_dir.name, utts, paths, texts)
+        return cls(data_dir.name, utts, paths, texts, data_dir)
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -81,7 +82,23 @@ class RepSet:
             [self.utts[i] for i in idx],
             [self.paths[i] for i in idx],
             [self.texts[i] for i in idx],
+            self.data_dir,
         )
+
+    def seconds_per_frame(self, frames: Sequence[int]) -> float:
+        """Audio seconds per representation frame: the set's duration (its data dir's
+        utt2dur, utt2num_samples, or audio) over its ``frames`` (one count per utterance)."""
+        d = DataDir(self.data_dir)
+        if not (d.has("utt2dur") or d.has("utt2num_samples") or d.has("wav.scp")):
+            raise ScpcError(
+                f"{self.data_dir}: train.batch_seconds needs the utterances' durations "
+                "(utt2dur, utt2num_samples or wav.scp)"
+            )
+        durations = d.durations()
+        missing = [u for u in self.utts if u not in durations]
+        if missing:
+            raise ScpcError(f"{self.data_dir}: no duration of {missing[0]}")
+        return sum(durations[u] for u in self.utts) / max(sum(frames), 1)
 
 
 # ---------------------------------------------------------------------------- MVN

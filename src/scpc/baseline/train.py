@@ -38,7 +38,7 @@ from scpc.baseline.config import PHASES, RENAMED, trained_part
 from scpc.baseline.data import RepSet, TrainItems, collate, shortest
 from scpc.baseline.model import BaselineModel, infer, load_model, save_model
 from scpc.config import Config, dump, upgrade_dump
-from scpc.data.batch_plan import epoch_plan
+from scpc.data.batch_plan import bucketed_plan, epoch_plan
 from scpc.errors import ScpcError
 from scpc.eval.ctc_decode import greedy_decode
 from scpc.eval.metrics import error_rate
@@ -114,6 +114,8 @@ class PhaseTrainer:
             shortest({u: lengths[u] for u in train.utts}, self.p["utterances"])
         )
         self.lengths = [lengths[u] for u in self.train.utts]
+        if self.t["batch_seconds"]:
+            self.frame_seconds = self.train.seconds_per_frame(self.lengths)
         self.dev = dev
         self.train_targets = [tokenizer.encode(s) for s in self.train.texts]
         self.dev_targets = [tokenizer.encode(s) for s in dev.texts]
@@ -223,13 +225,7 @@ class PhaseTrainer:
     def _epochs(self, on_step: Callable[[PhaseTrainer], None] | None, signals: StopSignals) -> None:
         p = self.progress
         while not p.stopped and p.epoch < self.p["max_epochs"]:
-            plan = epoch_plan(
-                self.lengths,
-                min(self.t["batch_size"], len(self.lengths)),
-                1,
-                mix(self.t["seed"], self.phase) % 2**31,
-                p.epoch,
-            )
+            plan = self._plan(p.epoch)
             loader = torch.utils.data.DataLoader(
                 TrainItems(self.train, self.train_targets),
                 batch_sampler=plan[p.batch :],
@@ -264,6 +260,16 @@ class PhaseTrainer:
                     )
             bar.close()
             self._end_epoch()
+
+    def _plan(self, epoch: int) -> list[list[int]]:
+        seed = mix(self.t["seed"], self.phase) % 2**31
+        if self.t["batch_seconds"]:
+            return bucketed_plan(
+                self.lengths, self.t["batch_seconds"] / self.frame_seconds, seed, epoch
+            )
+        return epoch_plan(
+            self.lengths, min(self.t["batch_size"], len(self.lengths)), 1, seed, epoch
+        )
 
     def _announce(self, resumed: bool, init) -> None:
         p = self.progress

@@ -113,9 +113,12 @@ class DataDir:
         return list(self.table("utt2spk"))
 
     def durations(self) -> dict[str, float]:
-        """Utterance durations from utt2dur, else from segments or the audio headers."""
+        """Utterance durations from utt2dur or utt2num_samples, else from segments or the
+        audio headers."""
         if self.has("utt2dur"):
             return {u: float(d) for u, d in self.table("utt2dur").items()}
+        if self.has("utt2num_samples"):
+            return {u: int(n) / audio.SAMPLE_RATE for u, n in self.table("utt2num_samples").items()}
         return compute_durations(self)
 
 
