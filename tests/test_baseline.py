@@ -284,6 +284,24 @@ def test_batch_seconds_buckets_by_duration_and_resumes(tmp_path, tokenizer, sets
         config.complete({"train": {"batch_seconds": 0}}, "test")
 
 
+def test_bf16_autocast_trains_on_cpu_and_old_states_still_resume(tmp_path, tokenizer, sets):
+    train, dev, stats = sets
+    losses = {}
+    for amp in ("off", "bf16"):
+        cfg = tiny_config()
+        cfg["train"]["amp"] = amp
+        t = PhaseTrainer(cfg, "short", tmp_path / amp, train, dev, tokenizer, stats)
+        t.fit(on_step=lambda tr: losses.setdefault(amp, tr.progress.loss_sum))
+        assert all(q.dtype == torch.float32 for q in t.model.parameters())
+        assert (tmp_path / amp / "short" / "best.pt").is_file()
+    # rounded to bfloat16 inside, not the float32 loss, and close to it
+    assert math.isfinite(losses["bf16"]) and losses["bf16"] != losses["off"]
+    assert losses["bf16"] == pytest.approx(losses["off"], rel=0.05)
+    # a state saved before train.amp / train.batch_seconds existed is this config's
+    neutral = trained_config(tiny_config())
+    assert "amp" not in neutral and "batch_seconds" not in neutral
+
+
 def test_a_changed_config_is_not_resumed(tmp_path, tokenizer, sets):
     train, dev, stats = sets
     PhaseTrainer(tiny_config(), "full", tmp_path, train, dev, tokenizer, stats).fit()

@@ -418,6 +418,21 @@ def test_trainer_keeps_the_dev_best_head_and_writes_results(tmp_path, small_data
         assert (out / f).is_file(), f
 
 
+def test_bf16_autocast_trains_a_probe_on_cpu(tmp_path, small_data, fbank41):
+    """The AMP path runs in CI: bf16 autocast on CPU, the head kept in float32."""
+    rows = {}
+    for amp in ("off", "bf16"):
+        (tmp_path / amp).mkdir()
+        cfg = small_config(tmp_path / amp, small_data, max_steps=2, eval_every_steps=2, amp=amp)
+        t = trainer(cfg, fbank41, tmp_path / amp / "run")
+        t.fit()
+        assert all(q.dtype == torch.float32 for q in t.probe.head.parameters())
+        lines = (tmp_path / amp / "run" / "metrics.csv").read_text().splitlines()
+        rows[amp] = [float(r.split(",")[3]) for r in lines if r.startswith("train,")]
+    assert rows["bf16"][0] != rows["off"][0]
+    assert rows["bf16"][0] == pytest.approx(rows["off"][0], rel=0.05)
+
+
 def test_resume_after_interruption_matches_the_uninterrupted_run(tmp_path, small_data, fbank41):
     cfg = small_config(tmp_path, small_data, "pr", accumulate_grad_batches=2, learning_rate=0.003)
     whole = trainer(cfg, fbank41, tmp_path / "whole", "pr").fit()

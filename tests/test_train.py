@@ -2,6 +2,7 @@
 best.ckpt round trip, config errors."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -179,6 +180,17 @@ def test_two_process_ddp_through_the_local_launcher_equals_one_process(tmp_path,
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
     one_rows, two_rows = losses(one), losses(tmp_path / "two")
     assert [r[:3] for r in one_rows] == [r[:3] for r in two_rows]
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path, feats):
+    """The AMP path runs in CI: bf16 autocast on CPU, weights kept in float32."""
+    plain, _ = train(tmp_path, feats, "plain", max_epochs=1)
+    amp, _ = train(tmp_path, feats, "amp", max_epochs=1, amp="bf16")
+    a, b = losses(plain), losses(amp)
+    assert len(a) == len(b) > 2 and all(math.isfinite(float(r[3])) for r in b)
+    assert a[0][3] != b[0][3] and float(b[0][3]) == pytest.approx(float(a[0][3]), rel=0.05)
+    state = torch.load(amp / "last.ckpt", weights_only=True)["model"]
+    assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
 
 
 def test_unknown_config_key_is_one_line_error(tmp_path, feats):

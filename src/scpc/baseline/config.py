@@ -31,6 +31,7 @@ from scpc.config import (
 )
 from scpc.errors import ScpcError
 from scpc.io import atomic_write
+from scpc.train.amp import CHOICES as AMP_CHOICES
 
 PHASES = ("short", "full")
 # keys renamed to the spelling every trainer uses (old -> new); frozen configs may have the old
@@ -60,6 +61,7 @@ DEFAULTS: Config = {
         # instead: padded audio seconds per step, in batches of similar lengths (duration
         # buckets); frames convert to seconds by the training set's duration over its frames
         "batch_seconds": None,
+        "amp": "off",  # off | auto | bf16 | fp16 (scpc.train.amp): training forward passes
         "eval_batch_size": 32,
         "optimizer": "adamw",  # adam | adamw | sgd
         "weight_decay": 0.01,
@@ -108,7 +110,10 @@ DEFAULTS: Config = {
         "order": 4,  # word n-gram order; 0: no LM (no beam+LM column)
     },
 }
-CHOICES = {"optimizer": ("adam", "adamw", "sgd")}
+CHOICES = {"optimizer": ("adam", "adamw", "sgd"), "amp": AMP_CHOICES}
+# keys added after baseline states were first saved, at the value that changes nothing: a
+# state saved before them compares equal (scpc.baseline.train.trained_config)
+NEUTRAL = {"batch_seconds": None, "amp": "off"}
 
 
 def complete(raw: Config, source: str) -> Config:

@@ -34,7 +34,7 @@ import torch
 
 from scpc.baseline import specaug
 from scpc.baseline.bpe import Tokenizer
-from scpc.baseline.config import PHASES, RENAMED, trained_part
+from scpc.baseline.config import NEUTRAL, PHASES, RENAMED, trained_part
 from scpc.baseline.data import RepSet, TrainItems, collate, shortest
 from scpc.baseline.model import BaselineModel, infer, load_model, save_model
 from scpc.config import Config, dump, upgrade_dump
@@ -45,6 +45,7 @@ from scpc.eval.metrics import error_rate
 from scpc.models.inference import resolve_device
 from scpc.nn.ctc import ctc_loss
 from scpc.progress import progress_bar
+from scpc.train.amp import amp_dtype, autocast, grad_scaler
 from scpc.train.metrics import Curve, MetricsLog, plot_curves
 from scpc.train.run_log import RunLog
 from scpc.train.schedule import make_optimizer
@@ -79,6 +80,9 @@ def trained_config(cfg: Config) -> str:
     """What a resumed run must share with the saved one (the device may change)."""
     part = copy.deepcopy(trained_part(cfg))
     part["train"].pop("device")
+    for key, value in NEUTRAL.items():
+        if part["train"][key] == value:
+            del part["train"][key]
     return dump(part)
 
 
@@ -141,6 +145,8 @@ class PhaseTrainer:
             },
         )
         self.augment = specaug.from_config(cfg["specaug"]) if self.p["specaug"] else None
+        self.amp_dtype = amp_dtype(self.t["amp"], self.device)
+        self.scaler = grad_scaler(self.device, self.amp_dtype)
         self.progress = Progress()
         self.state = TrainingState(
             self.out / "last.ckpt", STATE_FORMAT, "an scpc-baseline training state"
@@ -153,7 +159,10 @@ class PhaseTrainer:
 
     # ----------------------------------------------------------------- state
     def _modules(self) -> dict:
-        return {"model": self.model, "optimizer": self.optimizer}
+        modules = {"model": self.model, "optimizer": self.optimizer}
+        if self.scaler.is_enabled():  # float16 on a GPU: the loss scale resumes too
+            modules["scaler"] = self.scaler
+        return modules
 
     def save_last(self) -> None:
         identity = {
@@ -300,18 +309,21 @@ class PhaseTrainer:
         augment = None
         if self.augment is not None:
             augment = partial(self.augment, generator=torch.Generator().manual_seed(seed))
-        logp, olens = self.model(x.to(self.device), lens.to(self.device), augment)
-        loss = ctc_loss(logp, olens, targets, self.tokenizer.blank)
+        with autocast(self.device, self.amp_dtype):
+            logp, olens = self.model(x.to(self.device), lens.to(self.device), augment)
+        loss = ctc_loss(logp.float(), olens, targets, self.tokenizer.blank)
         if not torch.isfinite(loss):
             raise ScpcError(
                 f"non-finite training loss in {self.phase} epoch {p.epoch}, batch {p.batch}; "
                 "lower the learning rate or set train.grad_clip_norm"
             )
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         if self.t["grad_clip_norm"]:
+            self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.t["grad_clip_norm"])
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         p.step += 1
         p.batch += 1
         p.loss_sum += float(loss.detach()) * len(targets)
