@@ -291,7 +291,7 @@ def test_bf16_autocast_trains_on_cpu_and_old_states_still_resume(tmp_path, token
         cfg = tiny_config()
         cfg["train"]["amp"] = amp
         t = PhaseTrainer(cfg, "short", tmp_path / amp, train, dev, tokenizer, stats)
-        t.fit(on_step=lambda tr: losses.setdefault(amp, tr.progress.loss_sum))
+        t.fit(on_step=lambda tr, amp=amp: losses.setdefault(amp, tr.progress.loss_sum))
         assert all(q.dtype == torch.float32 for q in t.model.parameters())
         assert (tmp_path / amp / "short" / "best.pt").is_file()
     # rounded to bfloat16 inside, not the float32 loss, and close to it
