@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import roofline
 import torch
 from benchlib import ROOT, ensure_mini_data, load_average, print_table, read_scp
 
@@ -88,8 +89,21 @@ def run_loop(scp: Path, ckpt: Path, out: Path, batch_samples: int) -> float:
     return wall
 
 
-def speed(audio_s: float, wall: float) -> str:
-    return f"{wall:6.2f} s  {audio_s / wall:6.1f}x real time  RTF {wall / audio_s:.4f}"
+def encode_flops_per_audio_second(ckpt: Path, seconds: float = 4.0) -> float:
+    """FLOPs of the checkpoint's front-end and encoder on one unpadded utterance, per second."""
+    from scpc.models.inference import load_model
+
+    model, _ = load_model(str(ckpt), "cpu")
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(1, int(seconds * SAMPLE_RATE), generator=g) * 2 - 1
+    lens = torch.tensor([x.shape[1]])
+    with torch.no_grad():
+        return roofline.flops_per_audio_second(lambda: model(x, lens), seconds)
+
+
+def speed(audio_s: float, wall: float, flops: float = 0.0, peak: float = 0.0) -> str:
+    out = f"{wall:6.2f} s  {audio_s / wall:6.1f}x real time  RTF {wall / audio_s:.4f}"
+    return out + (f"  {roofline.fraction(flops, audio_s / wall, peak)}" if peak else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     one.write_text(f"{shortest[0]} {shortest[1]}\n", encoding="utf-8")
     ckpt, out = args.work / "best.ckpt", args.work / "out"
     make_checkpoint(args.model, ckpt)
+    peaks = roofline.measure("cpu", args.quick)
+    peak = max(peaks["gemm"], peaks["conv1d"])
+    flops = encode_flops_per_audio_second(ckpt)
 
     rows = [
         ("model / threads", f"{args.model} (random init) / {args.threads}"),
@@ -117,13 +134,21 @@ def main(argv: list[str] | None = None) -> int:
         ),
         ("input", f"{len(entries)} files, {audio_s:.1f} s of audio ({scp})"),
         ("load average at start", load_average()),
+        (
+            "roofline (measured now)",
+            ", ".join(f"{k} {v:.1f}" for k, v in peaks.items()) + " GFLOP/s",
+        ),
+        ("model FLOPs per audio second", f"{flops / 1e9:.2f} GFLOP (forward)"),
     ]
     cli_walls = []
     for i in range(repeats):
         wall, rss = run_cli(scp, ckpt, out, args.threads, args.batch_seconds)
         cli_walls.append(wall)
         rows.append(
-            (f"CLI end to end, run {i + 1}", f"{speed(audio_s, wall)}  peak RSS {rss:.2f} GB")
+            (
+                f"CLI end to end, run {i + 1}",
+                f"{speed(audio_s, wall, flops, peak)}  peak RSS {rss:.2f} GB",
+            )
         )
     wall, _ = run_cli(one, ckpt, out, args.threads, args.batch_seconds)
     rows.append(("CLI on 1 file (start-up)", f"{wall:6.2f} s"))
@@ -135,7 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(repeats):
             wall = run_loop(scp, ckpt, out, batch_samples)
             cache = "new lengths" if i == 0 else "lengths seen"  # oneDNN caches per shape
-            rows.append((f"in-process loop, {name}, run {i + 1} ({cache})", speed(audio_s, wall)))
+            rows.append(
+                (
+                    f"in-process loop, {name}, run {i + 1} ({cache})",
+                    speed(audio_s, wall, flops, peak),
+                )
+            )
     rows.append(("load average at end", load_average()))
     rows.append(("reference (ref-perf.md 4)", "38-41x end to end, ~52x loop, 0.78 GB"))
     print_table("extract_rtf: scpc-a2r", rows)

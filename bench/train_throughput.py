@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import roofline
 import torch
 from benchlib import ROOT, ensure_mini_data, load_average, peak_rss_gb, print_table, read_scp
 
@@ -107,6 +108,24 @@ class Trainer:
         return time.perf_counter() - start
 
 
+def train_flops_per_audio_second(trainer: Trainer, seconds: float = 4.0) -> float:
+    """FLOPs of forward and backward on one unpadded utterance, per audio second (padding
+    and chunking overheads then show up as a lower share of the roofline)."""
+    g = torch.Generator().manual_seed(1)
+    x = (torch.rand(1, int(seconds * SAMPLE_RATE), generator=g) * 2 - 1).to(trainer.device)
+    lens = torch.tensor([x.shape[1]], device=trainer.device)
+
+    def step() -> None:
+        with trainer.autocast():
+            feats, feat_lens = trainer.frontend(x, lens)
+            loss = trainer.model(feats, feat_lens)["loss"]
+        loss.backward()
+
+    flops = roofline.flops_per_audio_second(step, seconds)
+    trainer.optimizer.zero_grad(set_to_none=True)
+    return flops
+
+
 def pad(wavs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     lens = torch.tensor([len(w) for w in wavs])
     x = torch.zeros(len(wavs), int(lens.max()))
@@ -119,7 +138,9 @@ def throughput(audio: list[float], times: list[float]) -> float:
     return sum(audio) / sum(times)
 
 
-def setting_a(trainer: Trainer, args: argparse.Namespace, t: scpc_config.Config) -> list:
+def setting_a(
+    trainer: Trainer, args: argparse.Namespace, t: scpc_config.Config, flops: float, peak: float
+) -> list:
     data = args.data or ensure_mini_data() / "train"
     size = args.batch_size or t["batch_size"]
     accumulate = args.accumulate or t["accumulate_grad_batches"]
@@ -157,10 +178,11 @@ def setting_a(trainer: Trainer, args: argparse.Namespace, t: scpc_config.Config)
             "padded-s/s (median)",
             f"{statistics.median(p / s for p, s in zip(padded * len(steady), flat_t)):.2f}",
         ),
+        ("share of roofline (best epoch)", roofline.fraction(flops, max(epoch_tp), peak)),
     ]
 
 
-def setting_b(trainer: Trainer, args: argparse.Namespace) -> list:
+def setting_b(trainer: Trainer, args: argparse.Namespace, flops: float, peak: float) -> list:
     warmup, steps = (1, 2) if args.quick else (2, 5)
     g = torch.Generator().manual_seed(0)
     times = []
@@ -175,6 +197,10 @@ def setting_b(trainer: Trainer, args: argparse.Namespace) -> list:
         (f"mean s/step ({steps} after {warmup})", f"{statistics.mean(times):.3f}"),
         ("min / max s/step", f"{min(times):.3f} / {max(times):.3f}"),
         ("audio-s/s", f"{args.plain_batch * 2 / statistics.mean(times):.2f}"),
+        (
+            "share of roofline",
+            roofline.fraction(flops, args.plain_batch * 2 / statistics.mean(times), peak),
+        ),
     ]
 
 
@@ -201,10 +227,23 @@ def main(argv: list[str] | None = None) -> int:
         ("torch", torch.__version__),
         ("load average at start", load_before),
     ]
+    peaks = roofline.measure(device, args.quick)
+    # the roofline of the arithmetic the run uses: float32 (GEMM or conv, the better), or
+    # the GPU's bf16 GEMM under autocast
+    amp16 = args.amp != "off" and device.type == "cuda"
+    peak = peaks["gemm_bf16"] if amp16 else max(peaks["gemm"], peaks["conv1d"])
+    flops = train_flops_per_audio_second(Trainer.build(config, device, args.amp))
+    header += [
+        (
+            "roofline (measured now)",
+            ", ".join(f"{k} {v:.1f}" for k, v in peaks.items()) + " GFLOP/s",
+        ),
+        ("model FLOPs per audio second", f"{flops / 1e9:.2f} GFLOP (forward + backward)"),
+    ]
     print_table("train_throughput", header)
     if not args.skip_a:
         trainer = Trainer.build(config, device, args.amp)
-        rows = timed("setting a", lambda: setting_a(trainer, args, config["training"]))
+        rows = timed("setting a", lambda: setting_a(trainer, args, config["training"], flops, peak))
         rows.append(("peak RSS (process)", f"{peak_rss_gb():.2f} GB"))
         if device.type == "cuda":
             rows.append(("peak GPU memory", f"{torch.cuda.max_memory_allocated() / 1e9:.2f} GB"))
@@ -212,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         del trainer
     if not args.skip_b:
         trainer = Trainer.build(config, device, args.amp)
-        rows = timed("setting b", lambda: setting_b(trainer, args))
+        rows = timed("setting b", lambda: setting_b(trainer, args, flops, peak))
         print_table("b. random 2 s audio, as env.md section 7 (ref: 0.858 s/step)", rows)
     print_table("end", [("load average at end", load_average())])
     return 0
