@@ -50,6 +50,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-a", action="store_true", help="only setting b")
     p.add_argument("--skip-b", action="store_true", help="only setting a")
     p.add_argument("--quick", action="store_true", help="seconds-long smoke run")
+    p.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        help="torch.profiler over N batches of setting a: top ops",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.batches_per_epoch, args.epochs, args.warmup_epochs = 2, 2, 1
@@ -204,6 +210,28 @@ def setting_b(trainer: Trainer, args: argparse.Namespace, flops: float, peak: fl
     ]
 
 
+def profile(trainer: Trainer, args: argparse.Namespace, t: scpc_config.Config) -> None:
+    """The top ops (self time) of ``args.profile`` batches of setting a, after one warm-up."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    data = args.data or ensure_mini_data() / "train"
+    size = args.batch_size or t["batch_size"]
+    entries = read_scp(data / "wav.scp")[: size * (args.profile + 1)]
+    wavs = [torch.from_numpy(read_audio(e)) for _, e in entries]
+    batches = [pad(wavs[i : i + size]) for i in range(0, len(wavs), size)]
+    trainer.batch(*batches[0], 1, True)
+    activities = [ProfilerActivity.CPU]
+    if trainer.device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with torch_profile(activities=activities) as prof:
+        for x, lens in batches[1:]:
+            trainer.batch(x, lens, 1, True)
+    key = "self_cuda_time_total" if trainer.device.type == "cuda" else "self_cpu_time_total"
+    print(f"\nprofile: {args.profile} batches of {size} whole utterances, sorted by {key}")
+    print(prof.key_averages().table(sort_by=key, row_limit=18, max_name_column_width=40))
+
+
 def timed(name: str, fn: Callable[[], list]) -> list:
     start = time.perf_counter()
     rows = fn()
@@ -241,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         ("model FLOPs per audio second", f"{flops / 1e9:.2f} GFLOP (forward + backward)"),
     ]
     print_table("train_throughput", header)
+    if args.profile:
+        profile(Trainer.build(config, device, args.amp), args, config["training"])
+        return 0
     if not args.skip_a:
         trainer = Trainer.build(config, device, args.amp)
         rows = timed("setting a", lambda: setting_a(trainer, args, config["training"], flops, peak))
