@@ -9,6 +9,14 @@ over the epochs after --warmup-epochs.
 Setting b (env.md section 7): --plain-batch x 2 s of random audio per optimiser step; the
 mean s/step of 5 steps after 2 warm-up steps.
 
+Setting c: setting a's utterances in duration buckets (scpc.data.batch_plan.bucketed_plan,
+as ``training.batch_seconds`` forms them) whose budget is setting a's mean padded audio per
+batch: the same compute per batch, less of it on padding.
+
+Every setting reports the model's FLOPs per audio second and the share of the roofline
+(bench/roofline.py, measured at the start of the run) it reaches; --profile N prints the
+top ops of N batches instead.
+
   .venv/bin/python bench/train_throughput.py [--quick] [--model cpc.small] [--threads 2]
 """
 
@@ -29,6 +37,7 @@ from benchlib import ROOT, ensure_mini_data, load_average, peak_rss_gb, print_ta
 
 from scpc import config as scpc_config
 from scpc.audio import SAMPLE_RATE, read_audio
+from scpc.data.batch_plan import bucketed_plan
 from scpc.frontend import frontend_from_config, load_frontend_config
 from scpc.train.model import PretrainModel
 from scpc.train.schedule import make_optimizer
@@ -47,8 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--warmup-epochs", type=int, default=1, help="left out of the statistics")
     p.add_argument("--plain-batch", type=int, default=8, help="setting b: utterances of 2 s")
-    p.add_argument("--skip-a", action="store_true", help="only setting b")
-    p.add_argument("--skip-b", action="store_true", help="only setting a")
+    p.add_argument("--skip-a", action="store_true", help="no setting a")
+    p.add_argument("--skip-b", action="store_true", help="no setting b")
+    p.add_argument("--skip-c", action="store_true", help="no setting c (bucketed batches)")
     p.add_argument("--quick", action="store_true", help="seconds-long smoke run")
     p.add_argument(
         "--profile",
@@ -145,14 +155,25 @@ def throughput(audio: list[float], times: list[float]) -> float:
 
 
 def setting_a(
-    trainer: Trainer, args: argparse.Namespace, t: scpc_config.Config, flops: float, peak: float
+    trainer: Trainer,
+    args: argparse.Namespace,
+    t: scpc_config.Config,
+    flops: float,
+    peak: float,
+    bucketed: bool = False,
 ) -> list:
     data = args.data or ensure_mini_data() / "train"
     size = args.batch_size or t["batch_size"]
     accumulate = args.accumulate or t["accumulate_grad_batches"]
     entries = read_scp(data / "wav.scp")[: size * args.batches_per_epoch]
     wavs = [torch.from_numpy(read_audio(e)) for _, e in entries]  # read before timing
-    batches = [pad(wavs[i : i + size]) for i in range(0, len(wavs), size)]
+    if bucketed:  # the same utterances in duration buckets of the same mean padded audio
+        lengths = [len(w) for w in wavs]
+        padded = sum(max(lengths[i : i + size]) * size for i in range(0, len(wavs), size))
+        plan = bucketed_plan(lengths, padded / len(range(0, len(wavs), size)), seed=0, epoch=0)
+        batches = [pad([wavs[i] for i in b]) for b in plan]
+    else:
+        batches = [pad(wavs[i : i + size]) for i in range(0, len(wavs), size)]
     audio = [float(lens.sum()) / SAMPLE_RATE for _, lens in batches]
     padded = [x.numel() / SAMPLE_RATE for x, _ in batches]
     times: list[list[float]] = []
@@ -171,7 +192,11 @@ def setting_a(
     best_times = [min(ep[j] for ep in times) for j in range(len(batches))]
     epoch_tp = [throughput(audio, ep) for ep in steady]
     return [
-        ("data", f"{data} ({len(wavs)} utts, {len(batches)} batches of {size})"),
+        (
+            "data",
+            f"{data} ({len(wavs)} utts, {len(batches)} batches"
+            + (" in duration buckets)" if bucketed else f" of {size})"),
+        ),
         ("audio per epoch", f"{sum(audio):.1f} s real, {sum(padded):.1f} s padded"),
         ("epochs (warm-up)", f"{args.epochs} ({args.warmup_epochs}); step every {accumulate}"),
         ("median s/batch (steady)", f"{med_t:.2f}"),
@@ -279,6 +304,14 @@ def main(argv: list[str] | None = None) -> int:
         if device.type == "cuda":
             rows.append(("peak GPU memory", f"{torch.cuda.max_memory_allocated() / 1e9:.2f} GB"))
         print_table("a. whole utterances, as the reference (ref: ~4.9 audio-s/s, 3.5 GB)", rows)
+        del trainer
+    if not args.skip_c:
+        trainer = Trainer.build(config, device, args.amp)
+        rows = timed(
+            "setting c",
+            lambda: setting_a(trainer, args, config["training"], flops, peak, bucketed=True),
+        )
+        print_table("c. setting a's utterances in duration buckets (batch_seconds)", rows)
         del trainer
     if not args.skip_b:
         trainer = Trainer.build(config, device, args.amp)
