@@ -27,25 +27,34 @@ from benchlib import load_average, peak_rss_gb, print_table
 from scpc.baseline.model import BaselineModel
 from scpc.eval.ctc_decode import beam_search, greedy_decode
 from scpc.eval.ngram import NgramLM
+from scpc.models.inference import resolve_device
+from scpc.nn.amp import amp_dtype, autocast
 from scpc.nn.ctc import ctc_loss
 
 STEP_SECONDS = 0.03  # one CTC step: 3 stacked 10 ms frames
 
 
-def train_step_time(channels, hidden, classes, batch, seconds, steps) -> float:
+def train_step_time(channels, hidden, classes, batch, seconds, steps, device, amp) -> float:
     m = BaselineModel(channels, classes, hidden_size=hidden, num_layers=2, stack=3, dropout=0.1)
+    m.to(device)
     opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
     frames = int(seconds * 100)
     x, lens = torch.randn(batch, frames, channels), torch.full((batch,), frames)
     targets = [[random.randrange(classes - 1) for _ in range(frames // 12)] for _ in range(batch)]
+    dtype = amp_dtype(amp, device)
     times = []
     for _ in range(steps + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         tic = time.perf_counter()
-        logp, olens = m(x, lens)
-        loss = ctc_loss(logp, olens, targets, blank=classes - 1)
+        with autocast(device, dtype):
+            logp, olens = m(x.to(device), lens.to(device))
+        loss = ctc_loss(logp.float(), olens, targets, blank=classes - 1)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - tic)
     return float(np.median(times[1:]))
 
@@ -68,17 +77,21 @@ def fake_outputs(rng, seconds: float, classes: int) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="training steps: cpu, cuda[:N] or auto")
+    p.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off", help="autocast")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     random.seed(0)
     steps = 2 if args.quick else 5
+    device = resolve_device(args.device)
     rows = [("load average at start", load_average()), ("threads", str(args.threads))]
+    rows.append(("training device / amp", f"{device} / {args.amp}"))
     for name, (c, h, v, b, s) in {
         "mini size (128 in, 256 units, 65 out), 16 x 4 s": (128, 256, 65, 16, 4.0),
         "real size (256 in, 1024 units, 2001 out), 8 x 4 s": (256, 1024, 2001, 8, 4.0),
     }.items():
-        sec = train_step_time(c, h, v, b, s, steps)
+        sec = train_step_time(c, h, v, b, s, steps, device, args.amp)
         rows.append((f"train step, {name}", f"{1000 * sec:.0f} ms ({b * s / sec:.1f} audio s/s)"))
 
     rng = np.random.default_rng(0)

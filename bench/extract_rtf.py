@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--batch-seconds", type=float, help="scpc-a2r --batch-seconds (default: its own)"
     )
+    p.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto (default cpu)")
+    p.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off", help="scpc-a2r --amp")
     p.add_argument("--quick", action="store_true", help="seconds-long smoke run (4 files)")
     return p.parse_args(argv)
 
@@ -58,12 +60,13 @@ def make_checkpoint(model: str, path: Path) -> None:
 
 
 def run_cli(
-    scp: Path, ckpt: Path, out: Path, threads: int, batch_seconds: float | None
+    scp: Path, ckpt: Path, out: Path, threads: int, batch_seconds: float | None, args
 ) -> tuple[float, float]:
     """Wall seconds and peak RSS (GB) of one whole scpc-a2r process."""
     shutil.rmtree(out, ignore_errors=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), SCPC_QUIET="1")
-    cmd = [str(ROOT / ".venv" / "bin" / "scpc-a2r"), "--device", "cpu", "--in-map", str(scp)]
+    cmd = [str(ROOT / ".venv" / "bin" / "scpc-a2r"), "--device", args.device, "--amp", args.amp]
+    cmd += ["--in-map", str(scp)]
     if batch_seconds is not None:
         cmd += ["--batch-seconds", str(batch_seconds)]
     start = time.perf_counter()
@@ -76,10 +79,12 @@ def run_cli(
     return wall, usage.ru_maxrss / 1e6
 
 
-def run_loop(scp: Path, ckpt: Path, out: Path, batch_samples: int) -> float:
+def run_loop(scp: Path, ckpt: Path, out: Path, batch_samples: int, args) -> float:
     """Wall seconds of extract.run_job over every utterance, the model already loaded."""
     shutil.rmtree(out, ignore_errors=True)
-    job = extract.Job(str(ckpt), str(out), "-1", device="cpu", batch_samples=batch_samples)
+    job = extract.Job(
+        str(ckpt), str(out), "-1", device=args.device, batch_samples=batch_samples, amp=args.amp
+    )
     utts = extract.read_map(scp)
     prepared = extract.prepare(job)
     start = time.perf_counter()
@@ -122,12 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     one.write_text(f"{shortest[0]} {shortest[1]}\n", encoding="utf-8")
     ckpt, out = args.work / "best.ckpt", args.work / "out"
     make_checkpoint(args.model, ckpt)
-    peaks = roofline.measure("cpu", args.quick)
-    peak = max(peaks["gemm"], peaks["conv1d"])
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    peaks = roofline.measure(args.device, args.quick)
+    amp16 = args.amp != "off" and args.device.startswith("cuda")
+    peak = peaks["gemm_bf16"] if amp16 else max(peaks["gemm"], peaks["conv1d"])
     flops = encode_flops_per_audio_second(ckpt)
 
     rows = [
         ("model / threads", f"{args.model} (random init) / {args.threads}"),
+        ("device / amp", f"{args.device} / {args.amp}"),
         (
             "CLI --batch-seconds",
             str(args.batch_seconds or "default (1 utterance per batch on CPU)"),
@@ -142,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     cli_walls = []
     for i in range(repeats):
-        wall, rss = run_cli(scp, ckpt, out, args.threads, args.batch_seconds)
+        wall, rss = run_cli(scp, ckpt, out, args.threads, args.batch_seconds, args)
         cli_walls.append(wall)
         rows.append(
             (
@@ -150,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{speed(audio_s, wall, flops, peak)}  peak RSS {rss:.2f} GB",
             )
         )
-    wall, _ = run_cli(one, ckpt, out, args.threads, args.batch_seconds)
+    wall, _ = run_cli(one, ckpt, out, args.threads, args.batch_seconds, args)
     rows.append(("CLI on 1 file (start-up)", f"{wall:6.2f} s"))
     rows.append(("CLI best run minus start-up", speed(audio_s, max(min(cli_walls) - wall, 1e-3))))
     for name, batch_samples in (
@@ -158,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         ("1 utt per batch", 1),
     ):
         for i in range(repeats):
-            wall = run_loop(scp, ckpt, out, batch_samples)
+            wall = run_loop(scp, ckpt, out, batch_samples, args)
             cache = "new lengths" if i == 0 else "lengths seen"  # oneDNN caches per shape
             rows.append(
                 (

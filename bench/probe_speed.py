@@ -38,13 +38,23 @@ def upstreams(work: Path, model: str) -> dict[str, Path]:
     return {model: ckpt, "fbank-80": fbank}
 
 
-def trainer(task: str, upstream: Path, data: Path, out: Path, steps: int, cache: str):
+def trainer(
+    task: str,
+    upstream: Path,
+    data: Path,
+    out: Path,
+    steps: int,
+    cache: str,
+    device="cpu",
+    amp="off",
+):
     t = make_task(task)
     overrides = {
         "data.train": str(data / "train"),
         "data.dev": str(data / "dev"),
         "data.test": str(data / "test"),
-        "train.device": "cpu",
+        "train.device": device,
+        "train.amp": amp,
         "train.cache": cache,
         "train.max_steps": 10**6,
         "train.eval_every_steps": 10**6,
@@ -68,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="cpc.mini", help="conf/model.<name>.yaml, random init")
     p.add_argument("--steps", type=int, default=100, help="timed optimiser steps per setting")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto (default cpu)")
+    p.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off", help="train.amp")
     p.add_argument("--quick", action="store_true", help="10 steps, a smoke run")
     args = p.parse_args(argv)
     steps = 10 if args.quick else args.steps
@@ -77,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("load average at start", load_average()), ("threads", str(args.threads))]
     try:
         for name, ckpt in upstreams(work, args.model).items():
-            tr = trainer("pr", ckpt, data, work / f"{name}.pr", steps, "memory")
+            tr = trainer(
+                "pr", ckpt, data, work / f"{name}.pr", steps, "memory", args.device, args.amp
+            )
             tic = time.perf_counter()
             tr.lengths("train")  # fills the cache
             fill = time.perf_counter() - tic
@@ -89,9 +103,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             rows.append((f"{name}: PR step from cache", f"{1000 * timed_steps(tr, steps):.1f} ms"))
-            tr = trainer("asr", ckpt, data, work / f"{name}.asr", steps, "memory")
+            tr = trainer(
+                "asr", ckpt, data, work / f"{name}.asr", steps, "memory", args.device, args.amp
+            )
             rows.append((f"{name}: ASR step from cache", f"{1000 * timed_steps(tr, steps):.1f} ms"))
-            tr = trainer("pr", ckpt, data, work / f"{name}.pr-live", steps, "none")
+            tr = trainer(
+                "pr", ckpt, data, work / f"{name}.pr-live", steps, "none", args.device, args.amp
+            )
             rows.append(
                 (f"{name}: PR step, upstream live", f"{1000 * timed_steps(tr, steps):.1f} ms")
             )

@@ -219,6 +219,18 @@ def test_batch_size_and_nj_do_not_change_outputs(in_dir, ckpt, tmp_path):
     assert outputs(tmp_path / "two") == outputs(tmp_path / "one")
 
 
+def test_amp_bf16_autocasts_and_writes_float32(in_dir, ckpt, tmp_path):
+    """--amp bf16 runs on CPU too (how the autocast path is tested without a GPU)."""
+    a2r.main([str(in_dir), str(ckpt), str(tmp_path / "fp32")])
+    a2r.main(["--amp", "bf16", str(in_dir), str(ckpt), str(tmp_path / "bf16")])
+    assert outputs(tmp_path / "bf16") == outputs(tmp_path / "fp32")
+    for rel in outputs(tmp_path / "fp32"):
+        a, b = torch.load(tmp_path / "fp32" / rel), torch.load(tmp_path / "bf16" / rel)
+        assert b.dtype == torch.float32 and b.shape == a.shape
+        assert not torch.equal(a, b)  # rounded inside: autocast was on
+        torch.testing.assert_close(b, a, atol=0.05, rtol=0.05)
+
+
 def test_job_shares_cover_the_inputs_once(in_dir, ckpt, tmp_path, capsys):
     a2r.main([str(in_dir), str(ckpt), str(tmp_path / "all")])
     written = []

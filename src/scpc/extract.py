@@ -38,6 +38,7 @@ from scpc.models.inference import (
     resolve_layer,
 )
 from scpc.models.pca import Pca, check_compatible, load_pca
+from scpc.nn import amp
 from scpc.progress import progress_bar
 
 WINDOW_BATCHES = 16  # batches of audio read ahead and sorted together
@@ -123,6 +124,7 @@ def representations(
     device: torch.device | str = "cpu",
     read_opts: ReadOptions = ReadOptions(),
     pca: Pca | None = None,
+    amp_dtype: torch.dtype | None = None,
 ) -> Iterator[tuple[Utterance, torch.Tensor, int]]:
     """(utterance, representation, number of audio samples) for every utterance, in batch
     order; NaN or infinite outputs are an error naming the utterance."""
@@ -140,16 +142,23 @@ def representations(
                 batch_samples=batch_samples,
                 device=device,
                 pca=pca,
+                amp_dtype=amp_dtype,
             )
             window, buffered = [], 0
     yield from _run_window(
-        model, window=window, layer=layer, batch_samples=batch_samples, device=device, pca=pca
+        model,
+        window=window,
+        layer=layer,
+        batch_samples=batch_samples,
+        device=device,
+        pca=pca,
+        amp_dtype=amp_dtype,
     )
 
 
-def _run_window(model, window, layer, batch_samples, device, pca):
+def _run_window(model, window, layer, batch_samples, device, pca, amp_dtype=None):
     for batch in plan_batches([len(w) for _, w in window], batch_samples):
-        reps = encode(model, [window[i][1] for i in batch], layer, device)
+        reps = encode(model, [window[i][1] for i in batch], layer, device, amp_dtype)
         for i, rep in zip(batch, reps):
             utt, wav = window[i]
             if not torch.isfinite(rep).all():
@@ -192,6 +201,7 @@ class Job:
     pca_file: str | None = None
     threads: int | None = None
     dtype: str = "float32"
+    amp: str = "off"  # autocast of the model (scpc.nn.amp); outputs are float32 either way
 
 
 @dataclass
@@ -235,6 +245,7 @@ def run_job(
         device=device,
         read_opts=job.read_opts,
         pca=pca,
+        amp_dtype=amp.amp_dtype(job.amp, device),
     ):
         save(output_path(job.out_dir, utt, job.fmt), rep, job.fmt, job.dtype)
         summary.files += 1

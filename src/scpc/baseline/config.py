@@ -31,7 +31,7 @@ from scpc.config import (
 )
 from scpc.errors import ScpcError
 from scpc.io import atomic_write
-from scpc.train.amp import CHOICES as AMP_CHOICES
+from scpc.nn.amp import CHOICES as AMP_CHOICES
 
 PHASES = ("short", "full")
 # keys renamed to the spelling every trainer uses (old -> new); frozen configs may have the old
@@ -61,7 +61,7 @@ DEFAULTS: Config = {
         # instead: padded audio seconds per step, in batches of similar lengths (duration
         # buckets); frames convert to seconds by the training set's duration over its frames
         "batch_seconds": None,
-        "amp": "off",  # off | auto | bf16 | fp16 (scpc.train.amp): training forward passes
+        "amp": "off",  # off | auto | bf16 | fp16 (scpc.nn.amp): training forward passes
         "eval_batch_size": 32,
         "optimizer": "adamw",  # adam | adamw | sgd
         "weight_decay": 0.01,

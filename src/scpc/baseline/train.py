@@ -43,9 +43,9 @@ from scpc.errors import ScpcError
 from scpc.eval.ctc_decode import greedy_decode
 from scpc.eval.metrics import error_rate
 from scpc.models.inference import resolve_device
+from scpc.nn.amp import amp_dtype, autocast, grad_scaler
 from scpc.nn.ctc import ctc_loss
 from scpc.progress import progress_bar
-from scpc.train.amp import amp_dtype, autocast, grad_scaler
 from scpc.train.metrics import Curve, MetricsLog, plot_curves
 from scpc.train.run_log import RunLog
 from scpc.train.schedule import make_optimizer

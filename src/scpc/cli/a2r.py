@@ -22,6 +22,7 @@ from scpc.cli.common import run
 from scpc.data.featdir import job_share
 from scpc.errors import ScpcError
 from scpc.models import inference
+from scpc.nn.amp import CHOICES as AMP_CHOICES
 
 
 def parser() -> argparse.ArgumentParser:
@@ -56,6 +57,12 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         help="padded audio per batch, in seconds (default: one utterance per batch on a CPU, "
         f"{inference.GPU_BATCH_SECONDS:g} s on a GPU); inputs are sorted by length",
+    )
+    p.add_argument(
+        "--amp",
+        choices=AMP_CHOICES,
+        default="off",
+        help="autocast the model: off (default), auto (bf16/fp16 on a GPU), bf16, fp16",
     )
     p.add_argument("--nj", type=int, default=1, help="worker processes (default: 1)")
     p.add_argument(
@@ -106,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         read_opts=extract.ReadOptions(args.resample, args.channel),
         pca_file=args.pca_file,
         dtype=args.dtype,
+        amp=args.amp,
     )
     if len({extract.output_path(out_dir, u, job.fmt) for u in utts}) != len(utts):
         raise ScpcError("two inputs map to the same output file")

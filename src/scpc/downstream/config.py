@@ -26,13 +26,13 @@ from scpc.config import (
 )
 from scpc.downstream.task import Task
 from scpc.errors import ScpcError
+from scpc.nn.amp import CHOICES as AMP_CHOICES
 from scpc.nn.specaug import DEFAULTS as SPECAUG_DEFAULTS
-from scpc.train.amp import CHOICES as AMP_CHOICES
 
 TRAIN_DEFAULTS: Config = {
     "seed": 0,
     "device": "auto",  # auto | cpu | cuda | cuda:N
-    "amp": "off",  # off | auto | bf16 | fp16 (scpc.train.amp); worth it when fine-tuning
+    "amp": "off",  # off | auto | bf16 | fp16 (scpc.nn.amp); worth it when fine-tuning
     "optimizer": "adam",  # adam | adamw | sgd
     "learning_rate": 1.0e-4,  # SUPERB tunes only this, per upstream and task (local/superb_lr_sweep.sh)
     "upstream_learning_rate": None,  # fine-tuning: the upstream's learning rate; null: learning_rate

@@ -14,9 +14,9 @@ from scpc.downstream import data as sdata
 from scpc.downstream.probe import Probe
 from scpc.downstream.task import Example, Task
 from scpc.models.inference import default_batch_samples
+from scpc.nn.amp import amp_dtype, autocast
 from scpc.progress import progress_bar
 from scpc.progress import quiet as quiet_env
-from scpc.train.amp import amp_dtype, autocast
 
 
 class Runner:

@@ -45,8 +45,8 @@ from scpc.io import atomic_write, save_torch
 from scpc.models.checkpoint import checkpoint_id
 from scpc.models.inference import resolve_device
 from scpc.nn import specaug
+from scpc.nn.amp import grad_scaler
 from scpc.progress import progress_bar
-from scpc.train.amp import grad_scaler
 from scpc.train.metrics import Curve, MetricsLog, plot_curves, points
 from scpc.train.run_log import RunLog
 from scpc.train.schedule import lr_factor, make_optimizer

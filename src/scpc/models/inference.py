@@ -16,6 +16,7 @@ import torch
 from scpc.audio import SAMPLE_RATE
 from scpc.errors import ScpcError
 from scpc.models.checkpoint import InferenceModel, load_inference_checkpoint
+from scpc.nn.amp import autocast
 
 OUTPUT = -1  # --layer -1: the encoder's final output
 ALL = "all"  # --layer all: every hidden state, stacked (L, T', C)
@@ -103,11 +104,18 @@ def pad_for(model: InferenceModel, wavs: Sequence[np.ndarray]) -> tuple[torch.Te
 
 @torch.inference_mode()
 def encode(
-    model: InferenceModel, wavs: Sequence[np.ndarray], layer: Layer, device: torch.device | str
+    model: InferenceModel,
+    wavs: Sequence[np.ndarray],
+    layer: Layer,
+    device: torch.device | str,
+    amp_dtype: torch.dtype | None = None,
 ) -> list[torch.Tensor]:
-    """Per-utterance CPU float32 representations: (T', C), or (L, T', C) for ``all``."""
+    """Per-utterance CPU float32 representations: (T', C), or (L, T', C) for ``all``; the
+    model runs under autocast to ``amp_dtype`` when one is given."""
     x, lens = pad_for(model, wavs)
-    out = model(x.to(device), lens.to(device))
+    device = torch.device(device)
+    with autocast(device, amp_dtype):
+        out = model(x.to(device), lens.to(device))
     frames = out.lens.cpu().tolist()
     if layer == ALL:
         rep = torch.stack(out.hidden_states, 1)  # (N, L, T', C)

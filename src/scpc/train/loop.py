@@ -35,10 +35,10 @@ from scpc.data.shards import ShardBatches, ShardSource, is_shard_source
 from scpc.errors import ScpcError
 from scpc.frontend import frontend_from_config
 from scpc.models.checkpoint import save_inference_checkpoint
+from scpc.nn.amp import amp_dtype, autocast, grad_scaler
 from scpc.progress import progress_bar
 from scpc.progress import quiet as quiet_env
 from scpc.train import distributed
-from scpc.train.amp import amp_dtype, autocast, grad_scaler
 from scpc.train.metrics import Curve, MetricsLog, plot_curves, points
 from scpc.train.model import PretrainModel
 from scpc.train.run_log import RunLog

@@ -1,4 +1,4 @@
-"""Automatic mixed precision, one rule for every trainer.
+"""Automatic mixed precision, one rule for every trainer and for extraction (scpc-a2r --amp).
 
 ``amp: off`` never autocasts; ``auto`` autocasts on a GPU only (bfloat16 where the GPU has
 it, else float16); ``bf16`` or ``fp16`` autocast on whatever device the trainer runs on.
