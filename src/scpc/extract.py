@@ -128,6 +128,10 @@ def representations(
 ) -> Iterator[tuple[Utterance, torch.Tensor, int]]:
     """(utterance, representation, number of audio samples) for every utterance, in batch
     order; NaN or infinite outputs are an error naming the utterance."""
+
+    def run(window):
+        return _run_window(model, window, layer, batch_samples, device, pca, amp_dtype)
+
     window: list[tuple[Utterance, np.ndarray]] = []
     buffered = 0
     for utt in utts:
@@ -135,25 +139,9 @@ def representations(
         window.append((utt, wav))
         buffered += len(wav)
         if buffered >= WINDOW_BATCHES * batch_samples:
-            yield from _run_window(
-                model,
-                window=window,
-                layer=layer,
-                batch_samples=batch_samples,
-                device=device,
-                pca=pca,
-                amp_dtype=amp_dtype,
-            )
+            yield from run(window)
             window, buffered = [], 0
-    yield from _run_window(
-        model,
-        window=window,
-        layer=layer,
-        batch_samples=batch_samples,
-        device=device,
-        pca=pca,
-        amp_dtype=amp_dtype,
-    )
+    yield from run(window)
 
 
 def _run_window(model, window, layer, batch_samples, device, pca, amp_dtype=None):
