@@ -95,3 +95,17 @@ def run_padded(ours, wavs, channel_dim=False):
         batch = batch.unsqueeze(-1)
     with torch.no_grad():
         return ours(batch, torch.tensor([len(w) for w in wavs]))
+
+
+# the small fairseq-layout wav2vec 2.0 / HuBERT / WavLM models of the equivalence tests
+CONV = [[24, 10, 5], [24, 3, 2], [24, 3, 2], [24, 2, 2]]
+TOLERANCE = 1e-4
+SMALL = {  # fairseq's config keys of the small test models
+    "encoder_layers": 2,
+    "encoder_embed_dim": 32,
+    "encoder_ffn_embed_dim": 64,
+    "encoder_attention_heads": 4,
+    "conv_feature_layers": " + ".join(f"[({c}, {k}, {s})]" for c, k, s in CONV),
+    "conv_pos": 16,
+    "conv_pos_groups": 4,
+}

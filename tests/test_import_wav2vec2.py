@@ -5,7 +5,7 @@ utterance alone."""
 
 import pytest
 import torch
-from original_code import fairseq_differences, run_padded, s3prl_module
+from original_code import CONV, SMALL, TOLERANCE, fairseq_differences, run_padded, s3prl_module
 
 from scpc.errors import ScpcError
 from scpc.importers.run import import_checkpoint
@@ -13,17 +13,6 @@ from scpc.models.checkpoint import load_inference_checkpoint, read_checkpoint
 from scpc.models.wav2vec2 import Wav2Vec2Encoder, fairseq_state
 
 LENGTHS = [8000, 6321, 2500]
-CONV = [[24, 10, 5], [24, 3, 2], [24, 3, 2], [24, 2, 2]]
-TOLERANCE = 1e-4
-SMALL = {  # fairseq's config keys of the small test models
-    "encoder_layers": 2,
-    "encoder_embed_dim": 32,
-    "encoder_ffn_embed_dim": 64,
-    "encoder_attention_heads": 4,
-    "conv_feature_layers": " + ".join(f"[({c}, {k}, {s})]" for c, k, s in CONV),
-    "conv_pos": 16,
-    "conv_pos_groups": 4,
-}
 
 
 def original_hubert(mode, layer_norm_first, seed=0):

@@ -4,29 +4,22 @@ original on each utterance alone."""
 
 import pytest
 import torch
-from original_code import fairseq_differences, run_padded, s3prl_module
+from original_code import CONV, SMALL, TOLERANCE, fairseq_differences, run_padded, s3prl_module
 
 from scpc.importers.run import import_checkpoint
 from scpc.models.checkpoint import load_inference_checkpoint
 from scpc.models.wavlm import WavLMEncoder, relative_buckets, wavlm_state
 
 LENGTHS = [8000, 6321, 2500]
-CONV = [[24, 10, 5], [24, 3, 2], [24, 3, 2], [24, 2, 2]]
-TOLERANCE = 1e-4
 
 
 def original_wavlm(pre_ln, gated, seed=0):
     wavlm = s3prl_module("upstream.wavlm.WavLM")
     cfg = wavlm.WavLMConfig(
         {
+            **SMALL,
             "extractor_mode": "layer_norm" if pre_ln else "default",
             "encoder_layers": 3,
-            "encoder_embed_dim": 32,
-            "encoder_ffn_embed_dim": 64,
-            "encoder_attention_heads": 4,
-            "conv_feature_layers": " + ".join(f"[({c}, {k}, {s})]" for c, k, s in CONV),
-            "conv_pos": 16,
-            "conv_pos_groups": 4,
             "layer_norm_first": pre_ln,
             "relative_position_embedding": True,
             "num_buckets": 32,

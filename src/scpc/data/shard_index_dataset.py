@@ -24,13 +24,17 @@ from scpc.errors import ScpcError
 from scpc.frontend import frontend_from_config
 
 
-def read_at(path: str | os.PathLike, offset: int, size: int) -> bytes:
+def read_members(path: str, spans: list[tuple[int, int]]) -> list[bytes]:
+    """The bytes at each (offset, size) of one shard, read through one open file."""
+    out = []
     with open(path, "rb") as f:
-        f.seek(offset)
-        data = f.read(size)
-    if len(data) != size:
-        raise ScpcError(f"{path}: truncated shard ({size} bytes expected at {offset})")
-    return data
+        for offset, size in spans:
+            f.seek(offset)
+            data = f.read(size)
+            if len(data) != size:
+                raise ScpcError(f"{path}: truncated shard ({size} bytes expected at {offset})")
+            out.append(data)
+    return out
 
 
 class ShardIndexDataset(torch.utils.data.Dataset):
@@ -85,7 +89,8 @@ class ShardIndexDataset(torch.utils.data.Dataset):
         path = self.shards[shard]
         if not os.path.isfile(path):
             raise ScpcError(f"{path}: no such shard")
-        parts = {"flac": read_at(path, fo, fs), "json": read_at(path, jo, js)}
+        flac, meta_json = read_members(path, [(fo, fs), (jo, js)])
+        parts = {"flac": flac, "json": meta_json}
         feats, ali, meta = decode_utterance(
             self.frontend, shard_key(self.uttids[i]), parts, path, self.with_ali
         )
