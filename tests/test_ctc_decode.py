@@ -149,3 +149,53 @@ def test_bad_arguments_are_errors():
         beam_search(lp, beam=2, lm=lm_preferring_b())
     with pytest.raises(ScpcError, match="2-D"):
         greedy_decode(lp[None])
+
+
+def _random_case(rng, t_len, v, sharp):
+    x = rng.normal(size=(t_len, v)) * sharp
+    x[:, 0] += rng.uniform(0, 3)
+    if rng.random() < 0.3:  # exact ties between classes and between prefixes
+        x = np.round(x)
+    return torch.log_softmax(torch.from_numpy(x), -1).numpy()
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_compiled_search_gives_the_reference_hypotheses(order):
+    """The compiled search against the pure-Python one it replaced (tests/ctc_reference.py).
+
+    Random frames (some with exact ties, which the reference orders as the compiled search
+    does: tie_order), beams 1-12, top_k and prune windows, blank 0 or last,
+    multi-character pieces, a delimiter token, an empty-text token, out-of-vocabulary words
+    and an LM without ``<unk>``: the same labelling every time.
+    """
+    from ctc_reference import reference_beam_search
+
+    rng = np.random.default_rng(order)
+    pieces = ["<b>", "|", "▁a", "b", "▁ab", "ba", "▁c", "", "a"]
+    corpus = [["ab", "a"], ["abba", "c"], ["a", "a", "ab"], ["c"], ["ab", "c", "ab"]]
+    with_unk = NgramLM.train(corpus, order=order)
+    no_unk = NgramLM(
+        order,
+        {g: p for g, p in with_unk._probs.items() if "<unk>" not in g},
+        dict(with_unk._backoffs),
+    )
+    checked = 0
+    for case in range(60):
+        v = len(pieces)
+        lp = _random_case(rng, int(rng.integers(1, 30)), v, rng.uniform(0.5, 4))
+        blank = 0 if case % 2 else v - 1
+        vocab = list(pieces) if blank == 0 else pieces[1:] + ["<b>"]
+        kw = dict(
+            beam=int(rng.integers(1, 13)),
+            blank=blank,
+            top_k=int(rng.integers(1, v)) if case % 3 else None,
+            prune=float(rng.choice([2.0, 12.0, 50.0])),
+        )
+        assert beam_search(lp, **kw) == reference_beam_search(lp, **kw, tie_order=True)
+        for lm in (with_unk, no_unk):
+            lm_kw = dict(
+                kw, lm=lm, vocab=vocab, lm_weight=rng.uniform(0, 2), word_bonus=rng.uniform(-1, 2)
+            )
+            assert beam_search(lp, **lm_kw) == reference_beam_search(lp, **lm_kw, tie_order=True)
+            checked += 1
+    assert checked == 120
