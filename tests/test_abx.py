@@ -317,3 +317,77 @@ def test_agrees_with_zrc_abx2(mini_dev):
         ref = libriabx2.score(feat_dir, item_file, spk, ctx, **kw)
         assert same.get(spk, ctx).error == pytest.approx(ref, abs=1e-5), (spk, ctx)
         assert abs(ours.get(spk, ctx).error - ref) < 0.005, (spk, ctx)
+
+
+# ----------------------------------------------------------------------------- CPU DTW, fastabx
+
+
+def test_compiled_dtw_equals_the_batched_torch_dtw():
+    """The CPU kernel (pairs cut out of one shared matrix) and the GPU's anti-diagonal DTW."""
+    from scpc.eval.dtw_kernel import dtw_pairs
+
+    gen = torch.Generator().manual_seed(5)
+    shared = torch.rand(40, 50, generator=gen)
+    shared[:, ::2] = (shared[:, ::2] * 3).floor() / 3  # ties between predecessors
+    n = torch.randint(1, 12, (200,), generator=gen)
+    m = torch.randint(1, 12, (200,), generator=gen)
+    row = torch.randint(0, 29, (200,), generator=gen)
+    col = torch.randint(0, 39, (200,), generator=gen)
+    got = np.empty(200, dtype=np.float32)
+    dtw_pairs(shared.numpy(), row.numpy(), n.numpy(), col.numpy(), m.numpy(), got)
+    blocks = torch.stack([shared[r : r + 11, c : c + 11] for r, c in zip(row, col)])
+    torch_dtw = abx.dtw(blocks, n, m).numpy()
+    np.testing.assert_array_equal(got, torch_dtw)
+
+
+@pytest.mark.parametrize("distance", abx.DISTANCES)
+def test_cpu_blocks_equal_the_padded_gpu_path(tmp_path, distance):
+    feat_dir, item_file = synthetic(tmp_path, np.random.default_rng(6), phone_vectors=False)
+    items = abx.load_items(item_file, feat_dir)
+    if distance.startswith("kl"):
+        items.data = items.data.abs()
+    rng = np.random.default_rng(7)
+    u, v = rng.integers(0, len(items), 500), rng.integers(0, len(items), 500)
+    blocks = abx.pair_dtw(items, u, v, distance, device="cpu", cells=4096)  # many blocks
+    padded = abx._pair_dtw_padded(items, u, v, distance, torch.device("cpu"), None)
+    # the distance matrices come from different GEMM shapes: equal to float rounding, which
+    # acos magnifies near a distance of 0 (a frame against itself)
+    np.testing.assert_allclose(blocks, padded, rtol=1e-5, atol=1e-4)
+
+
+def test_full_item_frames_give_fastabx_scores(tmp_path):
+    """Golden fixture (tests/fixtures/fastabx): fastabx 0.9.0 without subsampling."""
+    import json
+
+    fixture = ROOT / "tests" / "fixtures" / "fastabx"
+    expected = json.loads((fixture / "expected.json").read_text())["scores"]
+    whole = dict(max_size_group=10**6, max_x_across=10**6)
+    full = abx.score_abx(fixture / "feats", fixture / "items.item", item_frames="full", **whole)
+    libri = abx.score_abx(fixture / "feats", fixture / "items.item", **whole)
+    for spk, ctx in abx.CONDITIONS:
+        want = expected[f"{spk}/{ctx}"]
+        assert full.get(spk, ctx).error == pytest.approx(want, abs=1e-6), (spk, ctx)
+        # Libri-Light's frames (one fewer per item) give other scores on the same data
+        assert abs(libri.get(spk, ctx).error - want) > 2e-4, (spk, ctx)
+    out = tmp_path / "scores.csv"
+    args = [str(fixture / "feats"), str(fixture / "items.item"), "--frame-shift", "0.01"]
+    args += ["--max-size-group", "1000000", "--max-x-across", "1000000", "--device", "cpu"]
+    assert cli.main([*args, "--item-frames", "full", "--out", str(out)]) == 0
+    with open(out) as f:
+        rows = {(r["speaker_mode"], r["context_mode"]): r for r in csv.DictReader(f)}
+    for spk, ctx in abx.CONDITIONS:
+        want = 100 * expected[f"{spk}/{ctx}"]
+        assert float(rows[(spk, ctx)]["abx_error_pct"]) == pytest.approx(want, abs=1e-4)
+
+
+def test_full_item_frames_keep_the_last_frame_and_round_in_decimal():
+    # 10 ms frames: an item from 20 to 50 ms holds the centres 25, 35, 45 ms (frames 2-4)
+    assert abx.frame_range(0.02, 0.05, 100, 100.0) == (2, 4)
+    assert abx.frame_range(0.02, 0.05, 100, 100.0, "full") == (2, 5)
+    # half-way times: 100 x 0.035 - 0.5 is 3.0000000000000004 in binary floating point and
+    # 100 x 0.145 - 0.5 is 13.999999999999998; in decimal they are 3 and 14
+    assert abx.frame_range(0.035, 0.145, 100, 100.0) == (4, 13)
+    assert abx.frame_range(0.035, 0.145, 100, 100.0, "full") == (3, 15)
+    assert abx.frame_range(0.0, 0.5, 10, 100.0, "full") == (0, 10)  # clipped to the features
+    with pytest.raises(ScpcError, match="unknown item frames"):
+        abx.load_items(MINI / "abx" / "dev.item", MINI, item_frames="half")

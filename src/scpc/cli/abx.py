@@ -83,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="CKPT",
         help="the best.ckpt the features came from: its downsampling factor gives the frame shift",
     )
+    p.add_argument(
+        "--item-frames",
+        choices=abx.ITEM_FRAMES,
+        default="librilight",
+        help="librilight (default): the frames Libri-Light's scorer and libriabx2 cut, one fewer"
+        " than lie inside each item; full: all of them, as fastabx does (its correction)",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda[:N] or auto (default)")
     p.add_argument("--out", help="CSV file of the scores (written atomically)")
     args = p.parse_args(argv)
@@ -98,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         frame_shift=frame_shift,
         device=resolve_device(args.device),
+        item_frames=args.item_frames,
     )
     table = abx.score_rows(result)
     print(

@@ -3,7 +3,10 @@
 An item file (``#file onset offset #phone prev-phone next-phone speaker`` after one header
 line) names phone tokens; item ``k`` of a file covers feature frames
 ``[max(0, ceil(onset/shift - 0.5)), min(T, floor(offset/shift - 0.5)))``, and items with no
-frame are dropped. Every frame is L2-normalised (a zero frame becomes the constant unit vector)
+frame are dropped. That leaves out the last frame whose centre lies inside the item, as the
+Libri-Light scorer does; ``item_frames="full"`` keeps it (``floor(...) + 1``), as fastabx does,
+and then gives fastabx's scores (equal without subsampling; within its sampling noise with it,
+since fastabx draws its groups differently). Every frame is L2-normalised (a zero frame becomes the constant unit vector)
 and extended by one ``1e-12`` channel, whatever the distance, as libriabx2 does.
 
 Items are grouped by (context, speaker, phone) for ``context_mode="within"`` (context = previous
@@ -30,6 +33,7 @@ import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -51,6 +55,10 @@ MAX_SIZE_GROUP = 10
 MAX_X_ACROSS = 5
 SEED = 3459
 FEAT_EXTENSIONS = (".pt", ".npy")
+# Which frames an item covers: "librilight" as the Libri-Light / ZeroSpeech scorers (and
+# libriabx2) cut them, which leaves out the last frame whose centre lies inside the item;
+# "full" keeps it, as fastabx does by default (its correction of that scorer).
+ITEM_FRAMES = ("librilight", "full")
 
 
 @dataclass
@@ -157,8 +165,20 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, border], dim=1)
 
 
-def frame_range(onset: float, offset: float, num_frames: int, step: float) -> tuple[int, int]:
-    """Frames ``[start, end)`` of an item (``step`` = frames per second)."""
+def frame_range(
+    onset: float, offset: float, num_frames: int, step: float, item_frames: str = "librilight"
+) -> tuple[int, int]:
+    """Frames ``[start, end)`` of an item (``step`` = frames per second); see ITEM_FRAMES.
+
+    "librilight" rounds in binary floating point, as libriabx2 does; "full" in decimal, as
+    fastabx does (it reads times as decimals), so times on a 5 ms grid, half-way between two
+    frame centres, are cut as each of them cuts them.
+    """
+    if item_frames == "full":
+        rate = Decimal(repr(step))
+        start = max(0, math.ceil(Decimal(repr(onset)) * rate - Decimal("0.5")))
+        end = min(num_frames, math.floor(Decimal(repr(offset)) * rate - Decimal("0.5")) + 1)
+        return int(start), int(end)
     start = max(0, int(math.ceil(step * onset - 0.5)))
     end = int(min(num_frames, int(math.floor(step * offset - 0.5))))
     return start, end
@@ -169,8 +189,13 @@ def load_items(
     feat_dir: str | os.PathLike,
     frame_shift: float = 0.01,
     file_order: Literal["item", "walk"] = "item",
+    item_frames: str = "librilight",
 ) -> ItemSet:
     """Read the item file and cut every item's normalised frames out of its file's features."""
+    if item_frames not in ITEM_FRAMES:
+        raise ScpcError(
+            f"unknown item frames {item_frames!r}; choose from {', '.join(ITEM_FRAMES)}"
+        )
     items = read_item_file(item_file)
     ids: list[dict[str, int]] = [{}, {}, {}]
     by_file: dict[str, list[tuple[Item, int, int, int]]] = {}
@@ -201,7 +226,7 @@ def load_items(
             )
         x = normalise(x).float()
         for it, c, p, s in by_file[f]:
-            start, end = frame_range(it.onset, it.offset, x.shape[0], step)
+            start, end = frame_range(it.onset, it.offset, x.shape[0], step, item_frames)
             if start >= x.shape[0] or end <= start:
                 continue
             chunks.append(x[start:end])
@@ -268,11 +293,10 @@ def sample_tasks(
 
     rng = random.Random(seed)
 
-    def take(lo: int, hi: int) -> list[int]:
-        pos = range(lo, hi)
+    def take(lo: int, hi: int) -> np.ndarray:
         if hi - lo > max_size_group:
-            pos = rng.sample(pos, k=max_size_group)
-        return [int(order[i]) for i in pos]
+            return order[rng.sample(range(lo, hi), k=max_size_group)]
+        return order[lo:hi]
 
     xs, as_, bs, labels = [], [], [], []
     for outer, runs in blocks:
@@ -300,7 +324,7 @@ def sample_tasks(
                         xs.append(x), as_.append(a), bs.append(b), labels.append((spk, pa, pb))
     width = max((len(g) for g in xs + as_ + bs), default=1)
 
-    def pad(groups: list[list[int]]) -> np.ndarray:
+    def pad(groups: list[np.ndarray]) -> np.ndarray:
         out = np.full((len(groups), width), -1, dtype=np.int64)
         for i, g in enumerate(groups):
             out[i, : len(g)] = g
@@ -315,8 +339,8 @@ def sample_tasks(
 
 def frame_distances(u: torch.Tensor, v: torch.Tensor, distance: str) -> torch.Tensor:
     """(B, N, C) and (B, M, C) frames to (B, N, M) frame distances."""
-    if distance == "cosine":
-        return torch.clamp(torch.bmm(u, v.transpose(1, 2)), -1, 1).acos() / math.pi
+    if distance == "cosine":  # in place: the CPU path's matrices are large
+        return torch.bmm(u, v.transpose(1, 2)).clamp_(-1, 1).acos_().div_(math.pi)
     if distance == "euclidean":
         return torch.sqrt(((u[:, :, None] - v[:, None]) ** 2).sum(dim=3))
     p, q, eps = u[:, :, None], v[:, None], 1e-6
@@ -373,8 +397,68 @@ def pair_dtw(
     device: str | torch.device = "cpu",
     cells: int | None = None,
 ) -> np.ndarray:
-    """DTW(u[k], v[k]) for item index arrays ``u``, ``v``, batched by similar lengths."""
+    """DTW(u[k], v[k]) for item index arrays ``u``, ``v``.
+
+    On the CPU: the frames of a block of ``u`` items against those of all their partners, one
+    distance matrix per block (one GEMM for cosine), and the compiled DTW of every pair on its
+    part of it (:mod:`scpc.eval.dtw_kernel`). On a GPU: pairs batched by similar lengths, padded,
+    and the anti-diagonal :func:`dtw`. Both give the same values (tests compare them).
+    """
     device = torch.device(device)
+    if device.type == "cpu":
+        return _pair_dtw_blocks(items, u, v, distance, cells or 1 << 25)
+    return _pair_dtw_padded(items, u, v, distance, device, cells)
+
+
+def _frame_index(items: ItemSet, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``items.data`` holding items ``which`` one after another, and each item's offset."""
+    lengths = items.lengths[which]
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    idx = np.repeat(items.starts[which] - offsets, lengths) + np.arange(int(lengths.sum()))
+    return idx, offsets
+
+
+def _pair_dtw_blocks(
+    items: ItemSet, u: np.ndarray, v: np.ndarray, distance: str, cells: int
+) -> np.ndarray:
+    from scpc.eval.dtw_kernel import dtw_pairs
+
+    out = np.zeros(len(u), dtype=np.float32)
+    if len(u) == 0:
+        return out
+    data = items.data
+    order = np.argsort(u, kind="stable")
+    us, vs = u[order], v[order]
+    # each block: consecutive u items whose frames times all frames fit the budget
+    per_cell = 1 if distance == "cosine" else data.shape[1]
+    max_rows = max(1, cells // (data.shape[0] * per_cell))
+    first = np.flatnonzero(np.r_[True, us[1:] != us[:-1]])  # first pair of each u item
+    rows_before = np.cumsum(items.lengths[us[first]]) - items.lengths[us[first]]
+    block_of_item = rows_before // max_rows
+    edges = first[np.flatnonzero(np.r_[True, block_of_item[1:] != block_of_item[:-1]])]
+    for lo, hi in zip(edges, np.r_[edges[1:], len(us)]):
+        bu, bv = us[lo:hi], vs[lo:hi]
+        row_items, u_pos = np.unique(bu, return_inverse=True)
+        col_items, v_pos = np.unique(bv, return_inverse=True)
+        row_idx, row_off = _frame_index(items, row_items)
+        col_idx, col_off = _frame_index(items, col_items)
+        rows = data.index_select(0, torch.from_numpy(row_idx))
+        cols = data.index_select(0, torch.from_numpy(col_idx))
+        dist = frame_distances(rows[None], cols[None], distance)[0].contiguous().numpy()
+        got = np.empty(hi - lo, dtype=np.float32)
+        dtw_pairs(dist, row_off[u_pos], items.lengths[bu], col_off[v_pos], items.lengths[bv], got)
+        out[order[lo:hi]] = got
+    return out
+
+
+def _pair_dtw_padded(
+    items: ItemSet,
+    u: np.ndarray,
+    v: np.ndarray,
+    distance: str,
+    device: torch.device,
+    cells: int | None,
+) -> np.ndarray:
     if cells is None:
         cells = 1 << (24 if device.type == "cuda" else 19)
     if distance != "cosine":  # these materialise (B, N, M, C)
@@ -536,13 +620,14 @@ def score_abx(
     frame_shift: float = 0.01,
     device: str | torch.device = "cpu",
     file_order: Literal["item", "walk"] = "item",
+    item_frames: str = "librilight",
 ) -> AbxResult:
     """ABX error of every (speaker mode, context mode) of the features in ``feat_dir``."""
     if distance not in DISTANCES:
         raise ScpcError(f"unknown ABX distance {distance!r}; choose from {', '.join(DISTANCES)}")
     if not frame_shift > 0:
         raise ScpcError(f"frame shift must be positive, got {frame_shift}")
-    items = load_items(item_file, feat_dir, frame_shift, file_order)
+    items = load_items(item_file, feat_dir, frame_shift, file_order, item_frames)
     scores = [
         score_condition(
             items,
