@@ -39,6 +39,7 @@ from scpc import config as scpc_config
 from scpc.audio import SAMPLE_RATE, read_audio
 from scpc.data.batch_plan import bucketed_plan
 from scpc.frontend import frontend_from_config, load_frontend_config
+from scpc.malloc import fix_mmap_threshold
 from scpc.train.model import PretrainModel
 from scpc.train.schedule import make_optimizer
 
@@ -266,6 +267,7 @@ def timed(name: str, fn: Callable[[], list]) -> list:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    fixed = fix_mmap_threshold()  # as every scpc command does (scpc.cli.common.run)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device)
@@ -279,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         ("device / threads / amp", f"{device} / {torch.get_num_threads()} / {args.amp}"),
         ("torch", torch.__version__),
         ("load average at start", load_before),
+        ("glibc mmap threshold", "fixed at 16 MiB (scpc.malloc)" if fixed else "default"),
     ]
     peaks = roofline.measure(device, args.quick)
     # the roofline of the arithmetic the run uses: float32 (GEMM or conv, the better), or
@@ -311,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             "setting c",
             lambda: setting_a(trainer, args, config["training"], flops, peak, bucketed=True),
         )
+        rss = f"{peak_rss_gb():.2f} GB" + (" (setting a's included)" if not args.skip_a else "")
+        rows.append(("peak RSS (process)", rss))
         print_table("c. setting a's utterances in duration buckets (batch_seconds)", rows)
         del trainer
     if not args.skip_b:

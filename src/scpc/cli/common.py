@@ -1,4 +1,4 @@
-"""What every entry point shares: one-line errors and exit codes."""
+"""What every entry point shares: one-line errors, exit codes, the allocator setting."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import sys
 from collections.abc import Callable
 
 from scpc.errors import ScpcError, StoppedBySignal
+from scpc.malloc import fix_mmap_threshold
 
 
 def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run ``main``; a ScpcError becomes ``prog: message`` on stderr and exit status 1, a
     training stopped by a signal (state saved) exit status 128 + the signal."""
     prog = os.path.basename(sys.argv[0])
+    fix_mmap_threshold()  # tensors of changing shapes: see scpc.malloc
     try:
         sys.exit(main(argv) or 0)
     except ScpcError as e:
