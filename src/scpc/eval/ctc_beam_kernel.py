@@ -43,8 +43,9 @@ def _find(keys: np.ndarray, values: np.ndarray, key: int) -> int:
 
 
 @njit(cache=True)
-def _log10(ctx, n_ctx, word, n_words, gram_keys, gram_child, gram_prob, has_prob, gram_backoff):
+def _log10(ctx, n_ctx, word, n_words, grams):
     """NgramLM._log10: the first history suffix that has the n-gram, plus the backoffs before."""
+    gram_keys, gram_child, gram_prob, has_prob, gram_backoff = grams
     total = 0.0
     for start in range(n_ctx + 1):
         node = 0
@@ -58,6 +59,24 @@ def _log10(ctx, n_ctx, word, n_words, gram_keys, gram_child, gram_prob, has_prob
                 return total + gram_prob[full]
             total += gram_backoff[node]
     return total + LOG10_ZERO
+
+
+@njit(cache=True)
+def _complete_word(src, hl, word, dest, n, lm_weight, word_bonus, n_words, grams):
+    """_WordLM._word: the gain of ``word`` after history ``src[:hl]``; writes the new history
+    (the last ``n`` words) into ``dest``, which already holds ``src[:hl]``; returns the gain
+    and the new history's length."""
+    lp10 = _log10(src, hl, word, n_words, grams)
+    gain = lm_weight * (lp10 * LN10) + word_bonus
+    if n > 0:
+        if hl < n:
+            dest[hl] = word
+            hl += 1
+        else:
+            for i in range(n - 1):
+                dest[i] = src[i + 1]
+            dest[n - 1] = word
+    return gain, hl
 
 
 @njit(cache=True)
@@ -98,6 +117,7 @@ def beam_search_kernel(
 ):
     t_len, v = a.shape
     n = max(order - 1, 0)
+    grams = (gram_keys, gram_child, gram_prob, has_prob, gram_backoff)
     cap = 1024
     parent = np.empty(cap, np.int64)
     token = np.empty(cap, np.int64)
@@ -189,19 +209,11 @@ def beam_search_kernel(
                             hist[child, i] = hist[node, i]
                         if tok_starts[c] and part != 0:
                             word = char_word[part] if part > 0 else unk
-                            lp10 = _log10(
-                                hist[node], hl, word, n_words, gram_keys, gram_child,
-                                gram_prob, has_prob, gram_backoff,
+                            gain, hl = _complete_word(
+                                hist[node], hl, word, hist[child], n, lm_weight, word_bonus,
+                                n_words, grams,
                             )  # fmt: skip
-                            score = score + (lm_weight * (lp10 * LN10) + word_bonus)
-                            if n > 0:
-                                if hl < n:
-                                    hist[child, hl] = word
-                                    hl += 1
-                                else:
-                                    for i in range(n - 1):
-                                        hist[child, i] = hist[node, i + 1]
-                                    hist[child, n - 1] = word
+                            score = score + gain
                             part = 0
                         for i in range(tok_offsets[c], tok_offsets[c + 1]):
                             if part < 0:
@@ -241,22 +253,11 @@ def beam_search_kernel(
             part = partial[node]
             if part != 0:
                 word = char_word[part] if part > 0 else unk
-                lp10 = _log10(
-                    ctx, hl, word, n_words, gram_keys, gram_child, gram_prob, has_prob,
-                    gram_backoff,
-                )  # fmt: skip
-                lm_final = lm_final + (lm_weight * (lp10 * LN10) + word_bonus)
-                if n > 0:
-                    if hl < n:
-                        ctx[hl] = word
-                        hl += 1
-                    else:
-                        for i in range(n - 1):
-                            ctx[i] = ctx[i + 1]
-                        ctx[n - 1] = word
-            lp10 = _log10(
-                ctx, hl, eos, n_words, gram_keys, gram_child, gram_prob, has_prob, gram_backoff
-            )
+                gain, hl = _complete_word(
+                    ctx, hl, word, ctx, n, lm_weight, word_bonus, n_words, grams
+                )
+                lm_final = lm_final + gain
+            lp10 = _log10(ctx, hl, eos, n_words, grams)
             score = score + (lm_final + lm_weight * (lp10 * LN10))
         if score > best_score or bi == 0:
             best, best_score = node, score
