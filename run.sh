@@ -4,6 +4,7 @@
 #   ./run.sh                                   # cpc.mini on the committed mini corpus (minutes, CPU)
 #   ./run.sh --stage 3 --model cpc.small       # any conf/model.<name>.yaml
 #   ./run.sh --corpus librispeech --libri-dir /corpora/LibriSpeech --train-part 100 --model cpc.small
+#   ./run.sh --model cpc.csa4 --seed 3            # exp/cpc.csa4.seed3/version_0, training.seed 3
 #
 # Stages: 0 data preparation, 1 utterance lengths (utt2num_samples; with a config's
 # "feats: precomputed", feature dirs by steps/make_feats.sh instead), 2 freeze the config into
@@ -22,6 +23,9 @@ libri_dir=         # an existing LibriSpeech directory (with dev-clean/ ...); em
 train_part=100     # LibriSpeech training hours: 100, 460 or 960
 model=cpc.mini     # conf/model.<model>.yaml (or an existing exp/<model>/version_<version>)
 version=0          # experiment version: exp/<model>/version_<version>
+seed=              # training seed (default: the config's); part of the experiment's name:
+                   # exp/<model>.seed<seed>/version_<version>, which the evaluation recipes
+                   # take as --model <model>.seed<seed>
 nj=2               # parallel jobs (features, extraction)
 ngpu=0             # GPUs per node for training, asked of the scheduler by $cuda_cmd (cmd.sh)
 nproc=             # training processes per node, DDP when more than one (default: ngpu, or 1)
@@ -32,13 +36,15 @@ expdir=exp         # where experiments go
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "$0: unexpected argument '$1' (see --help)" >&2; exit 1; }
 [[ $version =~ ^[0-9]+$ ]] || { echo "$0: --version must be a non-negative integer, not '$version'" >&2; exit 1; }
+[[ -z $seed || $seed =~ ^[0-9]+$ ]] || { echo "$0: --seed must be a non-negative integer, not '$seed'" >&2; exit 1; }
 
 utils/setup_venv.sh
 . ./path.sh
 . ./cmd.sh
 
-em=$expdir/$model/version_$version
+em=$expdir/$model${seed:+.seed$seed}/version_$version
 conf=conf/model.$model.yaml
+seed_opt=(); [ -z "$seed" ] || seed_opt=(-o training.seed=$seed)
 if [ -f $em/model.yaml ]; then
   feat_type=$(scpc-config get $em/model.yaml feat_type)
   feats_mode=$(scpc-config get $em/model.yaml feats)
@@ -119,7 +125,7 @@ fi
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   echo "Stage 2: config $em/model.yaml"
   if [ -f $conf ]; then
-    scpc-config freeze $conf conf/feats $em/model.yaml
+    scpc-config freeze "${seed_opt[@]}" $conf conf/feats $em/model.yaml
   else
     echo "$conf is gone; $em/model.yaml defines the experiment"
   fi

@@ -352,9 +352,13 @@ def read_yaml(path: str | os.PathLike) -> Config:
     return data
 
 
-def load(path: str | os.PathLike) -> Config:
-    """A model config file checked and completed with the defaults."""
-    return merge(DEFAULTS, read_yaml(path), str(path))
+def load(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> Config:
+    """A model config file, then ``overrides`` (dotted keys), checked and completed with the
+    defaults."""
+    raw = read_yaml(path)
+    for dotted, value in (overrides or {}).items():
+        set_dotted(raw, dotted, value)
+    return merge(DEFAULTS, raw, str(path))
 
 
 def dump(config: Config) -> str:
