@@ -1,4 +1,4 @@
-"""ABX speed, side by side: scpc-abx, fastabx 0.9.0 and zerospeech-libriabx2 (mini corpus, fbank-80).
+"""ABX speed side by side: scpc-abx, fastabx 0.9.0, zerospeech-libriabx2 (mini corpus, fbank-80).
 
   .venv/bin/python bench/abx_speed.py [--part dev] [--rounds 3] [--threads 2]
       [--fastabx-python /tmp/peers/fastabx-venv/bin/python] [--no-zrc]

@@ -1,13 +1,15 @@
-"""ZeroSpeech ABX error, batched in torch (CPU or GPU), following zerospeech-libriabx2's protocol.
+"""ZeroSpeech ABX error (CPU: GEMM blocks and a compiled DTW; GPU: batched torch), following
+zerospeech-libriabx2's protocol.
 
 An item file (``#file onset offset #phone prev-phone next-phone speaker`` after one header
 line) names phone tokens; item ``k`` of a file covers feature frames
 ``[max(0, ceil(onset/shift - 0.5)), min(T, floor(offset/shift - 0.5)))``, and items with no
 frame are dropped. That leaves out the last frame whose centre lies inside the item, as the
-Libri-Light scorer does; ``item_frames="full"`` keeps it (``floor(...) + 1``), as fastabx does,
-and then gives fastabx's scores (equal without subsampling; within its sampling noise with it,
-since fastabx draws its groups differently). Every frame is L2-normalised (a zero frame becomes the constant unit vector)
-and extended by one ``1e-12`` channel, whatever the distance, as libriabx2 does.
+Libri-Light scorer does; ``item_frames="full"`` keeps it (``floor(...) + 1``), as fastabx
+does, and then gives fastabx's scores (equal without subsampling; within its sampling noise
+with it, since fastabx draws its groups differently). Every frame is L2-normalised (a zero
+frame becomes the constant unit vector) and extended by one ``1e-12`` channel, whatever the
+distance, as libriabx2 does.
 
 Items are grouped by (context, speaker, phone) for ``context_mode="within"`` (context = previous
 and next phone) or by (speaker, phone) for ``"any"``. For each pair of phones A != B of one

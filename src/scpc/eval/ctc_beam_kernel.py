@@ -1,4 +1,5 @@
-"""The compiled loop of CTC prefix beam search (numba), for :func:`scpc.eval.ctc_decode.beam_search`.
+"""The compiled loop of CTC prefix beam search (numba) behind
+:func:`scpc.eval.ctc_decode.beam_search`.
 
 Written in numba because the search is a loop over frames x prefixes x candidate tokens with
 dictionary lookups: vectorising it with numpy or torch costs more in call overhead than the

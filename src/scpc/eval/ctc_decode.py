@@ -101,9 +101,9 @@ def beam_search(
     For speed, a frame tries only its ``top_k`` most probable non-blank tokens (default
     ``beam``; ties to the lower id) that lie within ``prune`` nats of its most probable class,
     most probable first; blank, and the repetition of each prefix's last token, are always
-    tried. The LM history starts at ``<s>``. Ties between prefixes go to the one found first. The search runs compiled
-    (:mod:`scpc.eval.ctc_beam_kernel`; the first call in a fresh install compiles it, a few
-    seconds, cached on disk).
+    tried. The LM history starts at ``<s>``. Ties between prefixes go to the one found first.
+    The search runs compiled (:mod:`scpc.eval.ctc_beam_kernel`; the first call in a fresh
+    install compiles it, about 20 s, then it is loaded from numba's disk cache).
     """
     from scpc.eval.ctc_beam_kernel import beam_search_kernel
     from scpc.eval.lm_arrays import NO_LM, NO_TOKENS, build_lm_arrays, token_arrays

@@ -155,7 +155,7 @@ _TOKEN_CACHE: dict[tuple[tuple[str, ...], Callable[[str], bool]], TokenArrays] =
 def token_arrays(
     vocab: Sequence[str], word_start: Callable[[str], bool], marks: dict[int, None]
 ) -> TokenArrays:
-    """The token arrays of ``vocab`` (cached: a decoding run asks for the same ones per utterance)."""
+    """The token arrays of ``vocab``, cached: a decoding run asks for them every utterance."""
     key = (tuple(vocab), word_start)
     got = _TOKEN_CACHE.get(key)
     if got is None:
