@@ -80,6 +80,16 @@ def _complete_word(src, hl, word, dest, n, lm_weight, word_bonus, n_words, grams
     return gain, hl
 
 
+@njit(cache=True, inline="always")
+def _slot(node, t, m, slot_of, slot_frame, nxt_node, nxt_b, nxt_nb):
+    """The candidate slot of ``node`` in frame ``t``, opened (the m-th) on first sight."""
+    if slot_frame[node] == t:
+        return slot_of[node], m
+    slot_of[node], slot_frame[node] = m, t
+    nxt_node[m], nxt_b[m], nxt_nb[m] = node, NEG_INF, NEG_INF
+    return m, m + 1
+
+
 @njit(cache=True)
 def _grow(a: np.ndarray, n: int) -> np.ndarray:
     if n < a.shape[0]:
@@ -171,13 +181,7 @@ def beam_search_kernel(
             node = beam_node[bi]
             pb, pnb = beam_pb[bi], beam_pnb[bi]
             total = _lse(pb, pnb)
-            if slot_frame[node] == t:
-                s = slot_of[node]
-            else:
-                s = m
-                slot_of[node], slot_frame[node] = s, t
-                nxt_node[s], nxt_b[s], nxt_nb[s] = node, NEG_INF, NEG_INF
-                m += 1
+            s, m = _slot(node, t, m, slot_of, slot_frame, nxt_node, nxt_b, nxt_nb)
             nxt_b[s] = _lse(nxt_b[s], total + lp_blank)
             last = token[node]
             if node:
@@ -221,13 +225,7 @@ def beam_search_kernel(
                                 break
                             part = _find(char_keys, char_child, part * 0x110000 + tok_codes[i])
                         lm_score[child], hist_len[child], partial[child] = score, hl, part
-                if slot_frame[child] == t:
-                    cs = slot_of[child]
-                else:
-                    cs = m
-                    slot_of[child], slot_frame[child] = cs, t
-                    nxt_node[cs], nxt_b[cs], nxt_nb[cs] = child, NEG_INF, NEG_INF
-                    m += 1
+                cs, m = _slot(child, t, m, slot_of, slot_frame, nxt_node, nxt_b, nxt_nb)
                 # after the same token, only a path through blank starts a new copy
                 nxt_nb[cs] = _lse(nxt_nb[cs], (pb if c == last else total) + row[c])
         keys = np.empty(m, np.float64)
