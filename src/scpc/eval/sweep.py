@@ -136,7 +136,7 @@ def plot(summary: Summary, path: str | os.PathLike, label: str = "context width 
     import matplotlib.pyplot as plt
 
     parts = sorted({p for p, _ in summary.stats})
-    fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4.8), squeeze=False)
     for ax, part in zip(axes[0], parts):
         for cond in CONDITIONS:
             got = summary.stats.get((part, cond))
@@ -156,7 +156,8 @@ def plot(summary: Summary, path: str | os.PathLike, label: str = "context width 
         ax.set_ylabel("ABX error (%)")
         ax.set_title(f"{part}: mean and sd over seeds")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        # below the axes: the lines span the whole width
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     fig.tight_layout()
     tmp = Path(path).with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
