@@ -44,9 +44,9 @@ for w in $widths; do
   m=$family.csa$w$suffix
   [ -f conf/model.$m.yaml ] || [ -f $expdir/$m.seed${seeds%% *}/version_0/model.yaml ] ||
     { echo "$0: no conf/model.$m.yaml (widths of $family: $(cd conf && printf '%s\n' model.$family.csa*$suffix.yaml | sed "s/^model\.$family\.csa\([0-9]*\).*/\1/" | sort -n | tr '\n' ' '))" >&2; exit 1; }
-  for s in $seeds; do
-    [[ $s =~ ^[0-9]+$ ]] || { echo "$0: seeds must be non-negative integers, not '$s'" >&2; exit 1; }
-  done
+done
+for s in $seeds; do
+  [[ $s =~ ^[0-9]+$ ]] || { echo "$0: seeds must be non-negative integers, not '$s'" >&2; exit 1; }
 done
 
 echo "$0: $family, widths $widths, seeds $seeds, $corpus; $parallel at a time" >&2

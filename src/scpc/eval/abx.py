@@ -405,6 +405,8 @@ def pair_dtw(
     distance matrix per block (one GEMM for cosine), and the compiled DTW of every pair on its
     part of it (:mod:`scpc.eval.dtw_kernel`). On a GPU: pairs batched by similar lengths, padded,
     and the anti-diagonal :func:`dtw`. Both give the same values (tests compare them).
+    ``cells`` bounds the memory of one step: frame pairs of a block's distance matrix on the
+    CPU (default 2^25), padded DTW cells of a batch on a GPU.
     """
     device = torch.device(device)
     if device.type == "cpu":
