@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Pre-training recipe: data -> features -> frozen config -> training -> PCA -> representations.
 #
-#   ./run.sh                                   # cpc.mini on the committed mini corpus (minutes, CPU)
+#   ./run.sh                                   # cpc.mini-fbank on the committed mini corpus (minutes, CPU)
 #   ./run.sh --stage 3 --model cpc.small       # any conf/model.<name>.yaml
 #   ./run.sh --corpus librispeech --libri-dir /corpora/LibriSpeech --train-part 100 --model cpc.small
 #   ./run.sh --model cpc.csa4 --seed 3            # exp/cpc.csa4.seed3/version_0, training.seed 3
@@ -10,7 +10,9 @@
 # "feats: precomputed", feature dirs by steps/make_feats.sh instead), 2 freeze the config into
 # exp/<model>/version_<N>/model.yaml, 3 training (scpc-train through $cuda_cmd: best.ckpt,
 # last.ckpt, metrics.csv, curves.png, train.log; the launcher's log in log/train.log),
-# 4 PCA projections, 5 test-set representations and a summary. Jobs go through cmd.sh's
+# 4 PCA projections, 5 test-set representations and a summary, 6 (mini corpus) ABX of the model
+# on the dev and test parts beside filter banks, MFCCs and the untrained model (local/zrc_run.sh).
+# Jobs go through cmd.sh's
 # launchers: SCPC_CLUSTER=slurm ./run.sh ... submits them to Slurm.
 # Every stage skips finished work, so an interrupted run continues where it stopped.
 set -euo pipefail
@@ -21,7 +23,7 @@ stop_stage=100     # last stage to run
 corpus=mini        # mini or librispeech
 libri_dir=         # an existing LibriSpeech directory (with dev-clean/ ...); empty: download
 train_part=100     # LibriSpeech training hours: 100, 460 or 960
-model=cpc.mini     # conf/model.<model>.yaml (or an existing exp/<model>/version_<version>)
+model=cpc.mini-fbank  # conf/model.<model>.yaml (or an existing exp/<model>/version_<version>)
 version=0          # experiment version: exp/<model>/version_<version>
 seed=              # training seed (default: the config's); part of the experiment's name:
                    # exp/<model>.seed<seed>/version_<version>, which the evaluation recipes
@@ -31,6 +33,7 @@ ngpu=0             # GPUs per node for training, asked of the scheduler by $cuda
 nproc=             # training processes per node, DDP when more than one (default: ngpu, or 1)
 nodes=1            # training nodes (Slurm); DDP over nodes x nproc processes
 pca_dims="32"      # PCA sizes fit in stage 4 (the paper used "8 16 32 64 128"); empty: none
+abx_baselines="fbank mfcc random"  # stage 6's reference rows (local/zrc_run.sh --baselines)
 datadir=data       # where data dirs (and downloads) go
 expdir=exp         # where experiments go
 . utils/parse_options.sh
@@ -185,4 +188,15 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   echo "outputs: $em/{model.yaml,best.ckpt,last.ckpt,metrics.csv,curves.png,train.log,log/}"
   [ -z "$pca_dims" ] || echo "PCA:     $(printf '%s ' $em/pca_*.pt)"
   echo "reps:    $reps ($(find $reps -name '*.pt' | wc -l) files, scpc-a2r $test_set -> .pt (frames, channels))"
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  if [ $corpus = mini ]; then
+    echo
+    echo "Stage 6: ABX of $model on the mini corpus's dev and test parts"
+    local/zrc_run.sh --model $model${seed:+.seed$seed} --version $version --set mini \
+      --baselines "$abx_baselines" --nj $nj --datadir $datadir --expdir $expdir
+  else
+    echo "Stage 6: ABX on LibriSpeech is ZeroSpeech's abxLS (network): local/zrc_run.sh --model $model${seed:+.seed$seed} --version $version --set abxLS"
+  fi
 fi

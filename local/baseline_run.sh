@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CTC baseline ASR on frozen representations (the context-size paper's baseline).
 #
-#   local/baseline_run.sh --model cpc.mini                  # mini corpus, offline
+#   local/baseline_run.sh --model cpc.mini-fbank                  # mini corpus, offline
 #   local/baseline_run.sh --upstream fbank                  # the 80-dim log filter-bank row
 #   local/baseline_run.sh --model cpc.small --set real --pca 32 --lm-order 4 --nj 8
 #
@@ -27,7 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-model=cpc.mini       # exp/<model>/version_<version>/best.ckpt (from run.sh)
+model=cpc.mini-fbank  # exp/<model>/version_<version>/best.ckpt (from run.sh)
 version=0            # experiment version
 upstream=            # a baseline upstream instead of the model: fbank (80-dim log filter banks) or mfcc
 pca=                 # use the model's pca_<K>.pt projection (run.sh stage 4)

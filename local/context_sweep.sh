@@ -3,22 +3,26 @@
 #
 #   local/context_sweep.sh --family cpc                     # mini: cpc.csa<W>-mini, 7 widths x 3 seeds
 #   local/context_sweep.sh --family bestrq --seeds "0 1 2 3 4" --parallel 2
+#   local/context_sweep.sh --family cpc --evals "abx pr baseline"  # also PER and WER per width
 #   local/context_sweep.sh --family cpc --corpus librispeech --libri-dir /corpora/LibriSpeech \
 #       --seeds "0 1 2 3 4"                                  # the paper's cpc.csa<W>, 200 epochs
 #
 # The data first (run.sh stages 0-1, once per width); then for every width W and seed S:
 # ./run.sh --model <family>.csa<W><suffix> --seed S, stages 2-3
-# (exp/<family>.csa<W><suffix>.seed<S>/version_0), then local/zrc_run.sh on it
-# (the mini corpus's dev and test parts, or --abx-set abxLS). --parallel N runs N (width, seed)
+# (exp/<family>.csa<W><suffix>.seed<S>/version_0), then its --evals: abx (local/zrc_run.sh: the
+# mini corpus's dev and test parts, or --abx-set abxLS), pr (local/superb_run.sh --task pr:
+# the phone-recognition probe's PER) and baseline (local/baseline_run.sh: the frozen-feature
+# CTC baseline's WER, the paper's ASR experiment). --parallel N runs N (width, seed)
 # pairs at once; each run submits its jobs through cmd.sh's launchers (on Slurm: one training
 # job per width and seed). Finished runs and scores are skipped; an interrupted run resumes.
 # Then scpc-sweep writes exp/sweeps/<name>/: runs.csv, table.txt (mean +- sd over seeds per
-# width and condition, one-way ANOVA over widths) and abx_vs_width.png, and prints the table.
+# width and measure, one-way ANOVA over widths) and abx_vs_width.png (with a PER/WER panel when
+# scored), and prints the table.
 # A run's own output goes to <its exp dir>/log/sweep.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-family=cpc                     # conf/model.<family>.csa<W><suffix>.yaml (cpc; bestrq: --corpus librispeech)
+family=cpc                     # conf/model.<family>.csa<W><suffix>.yaml: cpc or bestrq
 widths="2 4 8 16 32 64 128"    # context widths (frames)
 seeds="0 1 2"                  # training seeds (run.sh --seed)
 corpus=mini                    # mini or librispeech (run.sh --corpus)
@@ -26,6 +30,7 @@ libri_dir=                     # librispeech: an existing LibriSpeech directory 
 suffix=default                 # config name suffix: default is -mini on the mini corpus, else none
 abx_set=                       # zrc_run.sh --set (default: mini on the mini corpus, else abxLS)
 abx_parts=                     # zrc_run.sh --parts (default: its own)
+evals=abx                      # scores of every run: any of abx, pr, baseline
 name=                          # exp/sweeps/<name> (default: <family>.csa<suffix>.<corpus>)
 parallel=1                     # (width, seed) runs at once
 nj=2                           # parallel jobs inside a run
@@ -48,8 +53,11 @@ done
 for s in $seeds; do
   [[ $s =~ ^[0-9]+$ ]] || { echo "$0: seeds must be non-negative integers, not '$s'" >&2; exit 1; }
 done
+for e in $evals; do
+  case $e in abx|pr|baseline) ;; *) echo "$0: unknown evaluation '$e' (abx, pr, baseline)" >&2; exit 1 ;; esac
+done
 
-echo "$0: $family, widths $widths, seeds $seeds, $corpus; $parallel at a time" >&2
+echo "$0: $family, widths $widths, seeds $seeds, $corpus, $evals; $parallel at a time" >&2
 # data (and features, for configs that precompute them) once, before runs share them
 mkdir -p $expdir/sweeps/$name/log
 for w in $widths; do
@@ -63,11 +71,18 @@ for w in $widths; do
   for s in $seeds; do
     printf '%q ' local/context_sweep_run.sh --width $w --seed $s --model $family.csa$w$suffix \
       --corpus $corpus --libri-dir "$libri_dir" --abx-set $abx_set --abx-parts "$abx_parts" \
+      --evals "$evals" \
       --nj $nj --ngpu $ngpu --datadir $datadir --expdir $expdir; echo
   done
 done)
-# each run prints one WIDTH:SEED:PART:CSV line per part scored
+# each run prints "abx WIDTH:SEED:PART:CSV" per part and "result WIDTH:SEED:KIND:JSON" per eval
 lines=$(utils/run_parallel.sh $parallel <<< "$commands")
-mapfile -t entries <<< "$lines"
+args=()
+while read -r kind entry; do
+  case $kind in
+    abx) args+=("$entry") ;;
+    result) args+=(--result "$entry") ;;
+  esac
+done <<< "$lines"
 . ./path.sh
-scpc-sweep --out-dir $expdir/sweeps/$name "${entries[@]}"
+scpc-sweep --out-dir $expdir/sweeps/$name "${args[@]}"

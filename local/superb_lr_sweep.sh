@@ -2,7 +2,7 @@
 # SUPERB's learning-rate search: the task's config with each learning rate, the best by dev
 # metric (test for tasks without a dev set, as SUPERB reports ASV).
 #
-#   local/superb_lr_sweep.sh --task pr --model cpc.mini --lrs "1e-2 1e-3 1e-4"
+#   local/superb_lr_sweep.sh --task pr --model cpc.mini-fbank --lrs "1e-2 1e-3 1e-4"
 #   local/superb_lr_sweep.sh --task pr --upstream fbank -- --layer 0   # more superb_run.sh options
 #
 # Each rate is one local/superb_run.sh run (<name>.lr<rate>; finished ones are not redone);
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 task="pr"            # the task (see local/superb_run.sh --help)
 lrs="1e-2 1e-3 1e-4" # learning rates to try (SUPERB: a log-scale sweep)
-model=cpc.mini       # exp/<model>/version_<version>/best.ckpt
+model=cpc.mini-fbank  # exp/<model>/version_<version>/best.ckpt
 version=0            # experiment version
 upstream=            # a baseline instead of the model: fbank or mfcc
 set=mini             # mini or real

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SUPERB-style probe of a pre-trained model, or of a filter-bank / MFCC baseline, on one task.
 #
-#   local/superb_run.sh --task pr --model cpc.mini                 # mini corpus, offline
+#   local/superb_run.sh --task pr --model cpc.mini-fbank                 # mini corpus, offline
 #   local/superb_run.sh --task pr --upstream fbank                 # the 80-dim log filter-bank row
 #   local/superb_run.sh --task asr --model cpc.small --set real --lr 1e-4
 #
@@ -23,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 task="pr"            # pr asr ks sid asv, or a legacy probe: phone_linear phone_1hidden phone_concat spk_frame spk_utt
-model=cpc.mini       # exp/<model>/version_<version>/best.ckpt (from run.sh)
+model=cpc.mini-fbank  # exp/<model>/version_<version>/best.ckpt (from run.sh)
 version=0            # experiment version
 upstream=            # probe a baseline instead of the model: fbank or mfcc
 layer=               # probe this hidden state alone (default: learnable weighted sum)

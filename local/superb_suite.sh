@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every SUPERB-style task for a pre-trained model and the baseline rows, then one table.
 #
-#   local/superb_suite.sh --model cpc.mini                       # mini corpus, offline
-#   local/superb_suite.sh --model cpc.mini --tasks "pr ks" --baselines fbank
-#   local/superb_suite.sh --model cpc.mini --cmvn false        # the baseline rows without CMVN
+#   local/superb_suite.sh --model cpc.mini-fbank                       # mini corpus, offline
+#   local/superb_suite.sh --model cpc.mini-fbank --tasks "pr ks" --baselines fbank
+#   local/superb_suite.sh --model cpc.mini-fbank --cmvn false        # the baseline rows without CMVN
 #   local/superb_suite.sh --model cpc.small --set real --baselines ""
 #
 # Each (system, task) is one local/superb_run.sh run with the task's config (finished runs
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-model=cpc.mini       # exp/<model>/version_<version>/best.ckpt (from run.sh)
+model=cpc.mini-fbank  # exp/<model>/version_<version>/best.ckpt (from run.sh)
 version=0            # experiment version
 tasks="pr asr ks sid asv phone_linear phone_1hidden phone_concat spk_frame spk_utt"  # tasks to run
 baselines="fbank mfcc"  # reference rows: fbank, mfcc (empty: none)

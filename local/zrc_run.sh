@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # ZeroSpeech ABX (phone discriminability) of a pre-trained model, with reference rows.
 #
-#   local/zrc_run.sh --model cpc.mini --version 0          # mini corpus dev + test, offline
+#   local/zrc_run.sh --model cpc.mini-fbank --version 0          # mini corpus dev + test, offline
 #   local/zrc_run.sh --model cpc.small --pca 32            # score run.sh's pca_32.pt projection
 #   local/zrc_run.sh --model cpc.small --set abxLS         # the ZeroSpeech benchmark (network)
+#   local/zrc_run.sh --model cpc.mini-fbank --checkpoints true   # also every kept checkpoint: learning curve
 #
 # For every system (the model, and the baselines: 41-dim log filter banks, 13 MFCCs, and the
 # model's architecture as initialised, before training) and every part, representations are
@@ -11,6 +12,11 @@
 # speaker x within/any context). Scores go to exp/<model>/version_<N>/abx/<set>/, one CSV per
 # system and part plus scores.csv with all of them, and an aligned table is printed.
 # Finished extractions and scores are skipped, so a re-run only adds what is missing.
+#
+# --checkpoints true also scores the checkpoints that training kept along the way
+# (training.keep_checkpoint_every_epochs: checkpoints/epoch<N>.ckpt) and writes their learning
+# curve with scpc-learning-curve: abx/<set>/learning_curve/{learning_curve.csv,table.txt,
+# learning_curve.png}, ABX against training time beside the fbank and MFCC rows.
 #
 # --set abxLS is ZeroSpeech's LibriSpeech ABX through zerospeech-benchmarks' zrc (installed
 # into .venv by utils/setup_zrc.sh): zrc datasets:pull abxLS-dataset (into $APP_DIR, default
@@ -24,12 +30,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-model=cpc.mini                  # exp/<model>/version_<version>/best.ckpt (from run.sh)
+model=cpc.mini-fbank            # exp/<model>/version_<version>/best.ckpt (from run.sh)
 version=0                       # experiment version
 pca=                            # score the model's pca_<pca>.pt projection (run.sh stage 4)
 set=mini                        # evaluation set: mini (the committed corpus, offline) or abxLS
 parts=                          # parts to score (default: mini "dev test"; abxLS all four)
 baselines="fbank mfcc random"   # reference rows: fbank, mfcc, random (empty: none)
+checkpoints=false               # true: also the kept checkpoints/epoch<N>.ckpt (learning curve)
 distance=cosine                 # frame distance: cosine, euclidean, kl or kl_symmetric
 nj=2                            # extraction processes
 datadir=data                    # where data dirs are
@@ -113,10 +120,23 @@ entries=()  # name:part:scores of every system and part, in order
 for system in "${systems[@]}"; do
   for part in $parts; do entries+=("${system%%:*}:$part:$abx/${system%%:*}.$part.csv"); done
 done
+curve=()  # ckpt:part:scores of the kept checkpoints (--checkpoints true), in epoch order
+case $checkpoints in
+  true)
+    kept=$(printf '%s\n' $em/checkpoints/epoch*.ckpt | grep -v '\*' | sort -V || true)
+    [ -n "$kept" ] || { echo "$0: no $em/checkpoints/epoch*.ckpt; train with training.keep_checkpoint_every_epochs set" >&2; exit 1; }
+    for ckpt in $kept; do
+      name=$model.$(basename $ckpt .ckpt)
+      systems+=("$name:$ckpt")
+      for part in $parts; do curve+=("$ckpt:$part:$abx/$name.$part.csv"); done
+    done ;;
+  false) ;;
+  *) echo "$0: --checkpoints must be true or false, not '$checkpoints'" >&2; exit 1 ;;
+esac
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   for system in "${systems[@]}"; do
     name=${system%%:*}; ckpt=${system#*:}
-    opts=(); [ $name != $tag ] || opts=("${pca_opt[@]}")
+    opts=(); [ $name != $tag ] || opts=("${pca_opt[@]}")  # PCA was fit on best.ckpt only
     if [ $set = abxLS ]; then
       missing=$(for part in $parts; do [ -f $abx/$name.$part.csv ] || echo $part; done)
       [ -z "$missing" ] || zrc_score $name $ckpt "${opts[@]}"
@@ -140,4 +160,12 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   echo
   scpc-abx-table $abx/scores.csv "${entries[@]}"
   echo "ABX error (%), lower is better; scores in $abx/scores.csv"
+  if [ ${#curve[@]} -gt 0 ]; then
+    refs=()
+    for b in $baselines; do
+      [ $b = random ] || for part in $parts; do refs+=(--reference "$b:$part:$abx/$b.$part.csv"); done
+    done
+    echo
+    scpc-learning-curve --out-dir $abx/learning_curve --model $model "${refs[@]}" "${curve[@]}"
+  fi
 fi

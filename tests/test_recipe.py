@@ -17,6 +17,7 @@ TINY = {
         "batch_size": 8,
         "max_epochs": 2,
         "max_steps": 6,
+        "keep_checkpoint_every_epochs": 1,
         "chunking": {"policy": "fixed", "lobe_size": 4799, "max_chunks": 8},
         "cpc_loss": {"prediction_steps": 4, "negative_samples": 16},
     },
@@ -66,6 +67,18 @@ def test_run_sh_end_to_end(tmp_path):
     )
     table_only = run_script(*zrc, "--baselines", "fbank random", "--stage", "3")
     assert table_only.stdout.splitlines()[-5:] == proc.stdout.splitlines()[-5:]
+    # the kept checkpoint's learning curve, beside the fbank row (random is no reference)
+    curve = run_script(*zrc, "--baselines", "fbank random", "--checkpoints", "true")
+    out = em / "abx" / "mini" / "learning_curve"
+    assert (em / "abx" / "mini" / "tiny.epoch1.dev.csv").is_file()
+    rows = [r.split() for r in (out / "table.txt").read_text().splitlines()]
+    assert [r[:3] for r in rows if r and r[0] in ("tiny", "fbank")] == [
+        ["tiny", "1", rows[2][2]],
+        ["fbank", "-", "-"],
+    ]
+    assert "beat fbank across speakers" in curve.stdout
+    assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert len((out / "learning_curve.csv").read_text().splitlines()) == 1 + 2 * 4
     (em / "abx" / "mini" / "fbank.dev.csv").unlink()
     no_scoring = run_script(*zrc, "--baselines", "fbank random", "--stop-stage", "2")
     assert "ABX error" not in no_scoring.stdout  # stage 3 (the table) not run

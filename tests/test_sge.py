@@ -72,7 +72,7 @@ def test_recipe_stage_runs_through_cmd_sh_on_grid_engine(sge, tmp_path):
     # a config with precomputed features: stage 1 runs steps/make_feats.sh through $train_cmd
     data = tmp_path / "data"
     precomputed_experiment(tmp_path / "exp")
-    run_script(ROOT / "run.sh", "--stage", "0", "--stop-stage", "1", "--datadir", data,
+    run_script(ROOT / "run.sh", "--model", "cpc.mini", "--stage", "0", "--stop-stage", "1", "--datadir", data,
                "--expdir", tmp_path / "exp", env=dict(sge, SCPC_CLUSTER="sge"))  # fmt: skip
     for part in ("train", "dev"):
         feat_dir = data / "mini" / "raw-norm" / part  # cpc.mini's front-end

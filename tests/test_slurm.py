@@ -109,7 +109,7 @@ def test_recipe_stage_runs_through_cmd_sh_on_slurm(slurm, tmp_path):
     data, exp = tmp_path / "data", tmp_path / "exp"
     precomputed_experiment(exp)
     run_script(
-        ROOT / "run.sh", "--stage", "0", "--stop-stage", "1", "--datadir", data, "--expdir", exp,
+        ROOT / "run.sh", "--model", "cpc.mini", "--stage", "0", "--stop-stage", "1", "--datadir", data, "--expdir", exp,
         env=dict(slurm, SCPC_CLUSTER="slurm"),
     )  # fmt: skip
     for part in ("train", "dev"):

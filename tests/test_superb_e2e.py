@@ -93,7 +93,8 @@ def test_superb_run_sh_with_the_fbank_baseline_and_an_lr_sweep(tmp_path, mini_da
     no_model = ["--task", "phone_linear", *opts[4:]]  # the default model, never trained here
     missing = run_script(ROOT / "local" / "superb_run.sh", *no_model, check=False)
     assert (
-        missing.returncode == 1 and "cpc.mini/version_0/best.ckpt; train it first" in missing.stderr
+        missing.returncode == 1
+        and "cpc.mini-fbank/version_0/best.ckpt; train it first" in missing.stderr
     )
 
     sweep = run_script(

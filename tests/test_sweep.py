@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import numpy as np
@@ -60,7 +61,7 @@ def test_table_anova_runs_csv_and_plot(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.startswith((out / "table.txt").read_text())
     summary = sweep.summarise(sweep.read_runs([sweep.parse_entry(e) for e in entries]))
-    cond = ("across", "within")
+    cond = "across-spk/within-ctx"
     f, p = summary.anova[("dev", cond)]
     assert f == pytest.approx(one_way_f(list(by_width.values())), rel=1e-6)
     assert p < 0.01
@@ -80,9 +81,62 @@ def test_one_seed_has_no_spread_and_no_test(tmp_path):
         write_abx_csv(tmp_path / f"{w}.csv", [10, 20, 30, 40])
         entries.append((w, 0, "dev", str(tmp_path / f"{w}.csv")))
     summary = sweep.summarise(sweep.read_runs(entries))
-    assert math.isnan(summary.anova[("dev", ("within", "within"))][0])
-    assert math.isnan(summary.stats[("dev", ("within", "within"))][2][1])
+    assert math.isnan(summary.anova[("dev", "within-spk/within-ctx")][0])
+    assert math.isnan(summary.stats[("dev", "within-spk/within-ctx")][2][1])
     assert "ANOVA F" in sweep.format_table(summary)
+
+
+def write_json(path, value):
+    path.write_text(json.dumps(value))
+    return path
+
+
+def test_probe_per_and_baseline_wer_join_the_abx_runs(tmp_path, capsys):
+    entries, results = [], []
+    for w in (2, 8):
+        for s in (0, 1):
+            write_abx_csv(tmp_path / f"{w}{s}.csv", [1, 2, 3, 4])
+            entries.append(f"{w}:{s}:test:{tmp_path / f'{w}{s}.csv'}")
+            pr = {"metric": "per", "test": {"per": 30.0 + w + s}, "dev": {"per": 31.0 + w}}
+            results.append(f"{w}:{s}:pr:{write_json(tmp_path / f'pr{w}{s}.json', pr)}")
+            # beam3 is best on dev: its WER is reported on every set, not greedy's lower test
+            sets = {
+                "dev": {"greedy": {"wer": 90.0}, "beam3": {"wer": 80.0 + w}},
+                "test": {"greedy": {"wer": 10.0}, "beam3": {"wer": 85.0 + s}},
+            }
+            bl = tmp_path / f"bl{w}{s}.json"
+            results.append(f"{w}:{s}:baseline:{write_json(bl, {'sets': sets})}")
+    out = tmp_path / "sweep"
+    args = ["--out-dir", str(out), *entries]
+    assert cli.main([*args, *(x for r in results for x in ("--result", r))]) == 0
+    printed = capsys.readouterr().out
+    header = next(line for line in printed.splitlines() if line.startswith("test:"))
+    assert header.split()[-2:] == ["PER", "WER"]
+    assert "38.50 +- 0.71 (2)" in printed  # PER test, width 8: 38 and 39
+    assert "85.50 +- 0.71 (2)" in printed  # WER test of the dev-best decoding
+    with open(out / "runs.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    per_dev = [r for r in rows if r["measure"] == "PER" and r["part"] == "dev"]
+    assert sorted(float(r["value"]) for r in per_dev) == [33.0, 33.0, 39.0, 39.0]
+    assert {r["measure"] for r in rows if r["part"] == "test"} == {
+        *sweep.ABX_MEASURES,
+        "PER",
+        "WER",
+    }
+    assert (out / "abx_vs_width.png").stat().st_size > 10_000
+
+
+def test_bad_results_are_one_line_errors(tmp_path):
+    with pytest.raises(ScpcError, match="KIND must be one of pr, baseline"):
+        sweep.parse_result("4:0:asr:x.json")
+    ks = write_json(tmp_path / "ks.json", {"metric": "acc", "test": {"acc": 1.0}})
+    with pytest.raises(ScpcError, match="ks.json: a acc result, not phone recognition"):
+        sweep.read_runs([], [(4, 0, "pr", str(ks))])
+    with pytest.raises(ScpcError, match="bad.json: not a baseline results file"):
+        sweep.read_runs([], [(4, 0, "baseline", str(write_json(tmp_path / "bad.json", {})))])
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ScpcError, match="broken.json: not JSON"):
+        sweep.read_runs([], [(4, 0, "pr", str(tmp_path / "broken.json"))])
 
 
 def test_bad_entries_are_one_line_errors(tmp_path):

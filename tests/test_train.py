@@ -115,6 +115,27 @@ def test_best_checkpoint_is_lowest_validation_and_round_trips(tmp_path, feats):
     assert out.lens.tolist() == [25, 15]
 
 
+def test_kept_checkpoints_carry_epochs_and_training_time(tmp_path, feats):
+    exp, _ = train(tmp_path, feats, max_epochs=4, keep_checkpoint_every_epochs=2)
+    kept = sorted(p.name for p in (exp / "checkpoints").iterdir())
+    assert kept == ["epoch2.ckpt", "epoch4.ckpt"]
+    prov = [load_inference_checkpoint(exp / "checkpoints" / k).provenance for k in kept]
+    vals = [float(r[3]) for r in losses(exp) if r[0] == "valid"]
+    assert [p["epoch"] for p in prov] == [1, 3]  # 0-based like best.ckpt's
+    assert [p["val_loss"] for p in prov] == pytest.approx([vals[1], vals[3]], rel=1e-5)
+    assert 0 < prov[0]["train_seconds"] < prov[1]["train_seconds"]
+    last = torch.load(exp / "last.ckpt", weights_only=True)
+    assert last["progress"]["train_seconds"] >= prov[1]["train_seconds"]
+    # the last kept checkpoint is the final model
+    model = load_inference_checkpoint(exp / "checkpoints" / "epoch4.ckpt")
+    for k, v in model.encoder.state_dict().items():
+        part = "latent." if k.startswith("encoders.0") else "context."
+        assert torch.equal(v, last["model"][part + k.split(".", 2)[2]])
+    with pytest.raises(ScpcError, match="keep_checkpoint_every_epochs must be 0"):
+        Trainer(merge(DEFAULTS, {**TINY, "training": {"keep_checkpoint_every_epochs": -1}}, "t"),
+                *feats, tmp_path / "neg")  # fmt: skip
+
+
 def test_resume_after_sigkill_matches_uninterrupted(tmp_path, feats):
     full, _ = train(tmp_path, feats, name="full", max_epochs=3)
     cfg = write_config(tmp_path / "killed" / "model.yaml", max_epochs=3)

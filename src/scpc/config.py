@@ -122,6 +122,9 @@ DEFAULTS: Config = {
         "early_stopping_threshold": None,  # minimum val-loss improvement; null: no early stop
         "early_stopping_patience": 10,  # epochs without such an improvement before stopping
         "checkpoint_every_steps": 50,  # last.ckpt interval inside an epoch
+        # also keep the inference model every E epochs as checkpoints/epoch<N>.ckpt, with its
+        # training time (learning curves: local/zrc_run.sh --checkpoints); 0: none
+        "keep_checkpoint_every_epochs": 0,
         "log_every_steps": 10,  # metrics.csv rows for training
         "chunking": {
             "policy": "fixed",  # fixed | none | ali

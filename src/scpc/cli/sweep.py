@@ -2,10 +2,13 @@
 
     scpc-sweep --out-dir exp/sweeps/cpc-mini 2:0:dev:exp/cpc.csa2-mini.seed0/version_0/abx/mini/cpc.csa2-mini.seed0.dev.csv ...
 
-Each entry is WIDTH:SEED:PART:CSV (an scpc-abx score file). Writes runs.csv (every run and
-condition), table.txt (per part: mean +- sd over seeds (n) per width and condition, and the
-one-way ANOVA over widths, F and p) and abx_vs_width.png (log2 width axis, error bars over
-seeds, one line per condition), all atomically; prints the table.
+Each entry is WIDTH:SEED:PART:CSV (an scpc-abx score file); --result WIDTH:SEED:KIND:JSON adds
+a run's phone-recognition probe (KIND pr: scpc-superb's results.json, PER on test and dev) or
+CTC baseline (KIND baseline: scpc-baseline's decode/results.json, WER of every set from the
+decoding best on dev). Writes runs.csv (width, seed, part, measure, value), table.txt (per
+part: mean +- sd over seeds (n) per width and measure, and the one-way ANOVA over widths, F
+and p) and abx_vs_width.png (log2 width axis, error bars over seeds, one line per ABX
+condition; a panel of PER/WER when given), all atomically; prints the table.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ def main(argv: list[str] | None = None) -> int:
         prog="scpc-sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--out-dir", type=Path, required=True)
-    ap.add_argument("entries", nargs="+", metavar="WIDTH:SEED:PART:CSV")
+    ap.add_argument("--result", action="append", default=[], metavar="WIDTH:SEED:KIND:JSON")
+    ap.add_argument("entries", nargs="*", metavar="WIDTH:SEED:PART:CSV")
     args = ap.parse_args(argv)
     from scpc.eval import sweep
 
-    runs = sweep.read_runs([sweep.parse_entry(e) for e in args.entries])
+    runs = sweep.read_runs(
+        [sweep.parse_entry(e) for e in args.entries], [sweep.parse_result(r) for r in args.result]
+    )
     summary = sweep.summarise(runs)
     table = sweep.format_table(summary)
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -35,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         f.write(table)
     sweep.plot(summary, args.out_dir / "abx_vs_width.png")
     print(table, end="")
-    print(f"ABX error (%), lower is better; {args.out_dir}/{{runs.csv,table.txt,abx_vs_width.png}}")
+    print(
+        f"ABX error, PER, WER (%), lower is better; {args.out_dir}/{{runs.csv,table.txt,abx_vs_width.png}}"
+    )
     return 0
 
 

@@ -72,6 +72,8 @@ class Progress:
     window: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "acc": 0.0, "n": 0.0})
     # shard streaming: batches consumed per reader this epoch, and each process's next reader
     stream: dict[str, dict[str, int]] = field(default_factory=dict)
+    # wall-clock seconds of training and validation so far, over resumes (learning curves)
+    train_seconds: float = 0.0
 
 
 class Trainer:
@@ -89,8 +91,14 @@ class Trainer:
                 "training.max_steps is 0: nothing to train; scpc-init model writes a config's "
                 "initialisation as best.ckpt (run.sh does this for such configs)"
             )
+        if self.t["keep_checkpoint_every_epochs"] < 0:
+            raise ScpcError(
+                "training.keep_checkpoint_every_epochs must be 0 (none) or a number of epochs, "
+                f"not {self.t['keep_checkpoint_every_epochs']}"
+            )
         self.exp = Path(exp_dir)
         self.quiet = quiet or quiet_env()
+        self._clock = time.perf_counter()
         self.d = distributed.setup(self.t["device"])
         torch.manual_seed(self.t["seed"])
         ch = self.t["chunking"]
@@ -233,7 +241,14 @@ class Trainer:
     def _modules(self) -> dict[str, Any]:
         return {"model": self.model, "optimizer": self.optimizer, "scaler": self.scaler}
 
+    def _tick(self) -> None:
+        """Add the time since the last tick to the progress's training time."""
+        now = time.perf_counter()
+        self.progress.train_seconds += now - self._clock
+        self._clock = now
+
     def save_last(self) -> None:
+        self._tick()
         if self.stream is not None and self.d.world_size > 1:
             self.progress.stream = distributed.merge_positions(self.progress.stream, self.d)
         if self.d.main:
@@ -264,6 +279,9 @@ class Trainer:
         return True
 
     def save_best(self, val_loss: float) -> None:
+        self._save_inference(self.exp / "best.ckpt", val_loss)
+
+    def _save_inference(self, path: Path, val_loss: float) -> None:
         if not self.d.main:
             return
         provenance = {
@@ -275,12 +293,12 @@ class Trainer:
             "epoch": self.progress.epoch,
             "step": self.progress.step,
             "val_loss": val_loss,
+            "train_seconds": round(self.progress.train_seconds, 3),
             "speakers": sorted(self.speaker_ids),
         }
         frontend = self.config.get("frontend") or self.train_ds.frontend_config
-        save_inference_checkpoint(
-            self.exp / "best.ckpt", self.model.encoder(), frontend, provenance
-        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_inference_checkpoint(path, self.model.encoder(), frontend, provenance)
 
     # ----------------------------------------------------------------- one batch
     def _batch(self, ds, items, seed: int, ids_offset: int):
@@ -444,6 +462,7 @@ class Trainer:
     def _fit(self) -> Path | None:
         self.exp.mkdir(parents=True, exist_ok=True)
         resumed = self.restore()
+        self._clock = time.perf_counter()
         p = self.progress
         if self.d.main:
             if resumed:  # rows written after the saved state come again
@@ -570,6 +589,7 @@ class Trainer:
     def _end_epoch(self) -> None:
         p = self.progress
         val, acc = self.validate()
+        self._tick()
         improved = val < p.best_val
         threshold = self.t["early_stopping_threshold"]
         if threshold is not None:
@@ -587,6 +607,9 @@ class Trainer:
             + (" (best so far)" if improved else "")
             + (" - early stopping" if p.stopped and not self._by_steps() else "")
         )
+        keep = self.t["keep_checkpoint_every_epochs"]
+        if keep and (p.epoch + 1) % keep == 0:  # named by epochs done
+            self._save_inference(self.exp / "checkpoints" / f"epoch{p.epoch + 1}.ckpt", val)
         p.epoch += 1
         p.batch = 0
         p.stream = {}
