@@ -11,7 +11,8 @@
 # exp/<model>/version_<N>/model.yaml, 3 training (scpc-train through $cuda_cmd: best.ckpt,
 # last.ckpt, metrics.csv, curves.png, train.log; the launcher's log in log/train.log),
 # 4 PCA projections, 5 test-set representations and a summary, 6 (mini corpus) ABX of the model
-# on the dev and test parts beside filter banks, MFCCs and the untrained model (local/zrc_run.sh).
+# on the dev and test parts beside filter banks (also with CMVN), MFCCs and the untrained model,
+# and of the checkpoints kept along training: its learning curve (local/zrc_run.sh).
 # Jobs go through cmd.sh's
 # launchers: SCPC_CLUSTER=slurm ./run.sh ... submits them to Slurm.
 # Every stage skips finished work, so an interrupted run continues where it stopped.
@@ -33,7 +34,7 @@ ngpu=0             # GPUs per node for training, asked of the scheduler by $cuda
 nproc=             # training processes per node, DDP when more than one (default: ngpu, or 1)
 nodes=1            # training nodes (Slurm); DDP over nodes x nproc processes
 pca_dims="32"      # PCA sizes fit in stage 4 (the paper used "8 16 32 64 128"); empty: none
-abx_baselines="fbank mfcc random"  # stage 6's reference rows (local/zrc_run.sh --baselines)
+abx_baselines="fbank fbank-cmvn mfcc random"  # stage 6's reference rows (zrc_run.sh --baselines)
 datadir=data       # where data dirs (and downloads) go
 expdir=exp         # where experiments go
 . utils/parse_options.sh
@@ -194,8 +195,9 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   if [ $corpus = mini ]; then
     echo
     echo "Stage 6: ABX of $model on the mini corpus's dev and test parts"
+    kept=false; [ ! -d $em/checkpoints ] || kept=true  # training.keep_checkpoint_every_epochs
     local/zrc_run.sh --model $model${seed:+.seed$seed} --version $version --set mini \
-      --baselines "$abx_baselines" --nj $nj --datadir $datadir --expdir $expdir
+      --baselines "$abx_baselines" --checkpoints $kept --nj $nj --datadir $datadir --expdir $expdir
   else
     echo "Stage 6: ABX on LibriSpeech is ZeroSpeech's abxLS (network): local/zrc_run.sh --model $model${seed:+.seed$seed} --version $version --set abxLS"
   fi

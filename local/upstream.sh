@@ -7,8 +7,8 @@
 #       model has not been trained
 #   reference_checkpoint KIND CKPT [MODEL_YAML]
 #       makes CKPT once with scpc-init: fbank (80 log filter banks, s3prl's FBANK upstream),
-#       fbank41 (41 log filter banks), mfcc (13 MFCCs), or random (MODEL_YAML's architecture
-#       as initialised, before training)
+#       fbank41 (41 log filter banks), fbank-cmvn (the same with per-utterance CMVN), mfcc
+#       (13 MFCCs), or random (MODEL_YAML's architecture as initialised, before training)
 #   select_upstream UPSTREAM EXPDIR MODEL VERSION
 #       sets base (the directory the results go under) and ckpt: with UPSTREAM (fbank or mfcc)
 #       a reference upstream under EXPDIR/baselines/UPSTREAM/ (made by reference_checkpoint),
@@ -27,11 +27,12 @@ reference_checkpoint() {
   case $kind in
     fbank) scpc-init frontend conf/feats/fbank-80.json "$ckpt" >&2 ;;
     fbank41) scpc-init frontend conf/feats/fbank-41.json "$ckpt" >&2 ;;
+    fbank-cmvn) scpc-init model conf/reference/fbank-cmvn.yaml "$ckpt" --feats-dir conf/feats >&2 ;;
     mfcc) scpc-init frontend conf/feats/mfcc-13.json "$ckpt" >&2 ;;
     random)
       [ -n "$model_yaml" ] || { echo "$0: a random upstream needs a model.yaml" >&2; return 1; }
       scpc-init model "$model_yaml" "$ckpt" >&2 ;;
-    *) echo "$0: unknown reference upstream '$kind' (fbank, fbank41, mfcc, random)" >&2; return 1 ;;
+    *) echo "$0: unknown reference upstream '$kind' (fbank, fbank41, fbank-cmvn, mfcc, random)" >&2; return 1 ;;
   esac
 }
 

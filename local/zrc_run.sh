@@ -6,8 +6,8 @@
 #   local/zrc_run.sh --model cpc.small --set abxLS         # the ZeroSpeech benchmark (network)
 #   local/zrc_run.sh --model cpc.mini-fbank --checkpoints true   # also every kept checkpoint: learning curve
 #
-# For every system (the model, and the baselines: 41-dim log filter banks, 13 MFCCs, and the
-# model's architecture as initialised, before training) and every part, representations are
+# For every system (the model, and the baselines: 41-dim log filter banks, the same with
+# per-utterance CMVN, 13 MFCCs, and the model's architecture as initialised, before training) and every part, representations are
 # extracted with scpc-a2r and scored with scpc-abx in the four conditions (within/across
 # speaker x within/any context). Scores go to exp/<model>/version_<N>/abx/<set>/, one CSV per
 # system and part plus scores.csv with all of them, and an aligned table is printed.
@@ -16,7 +16,8 @@
 # --checkpoints true also scores the checkpoints that training kept along the way
 # (training.keep_checkpoint_every_epochs: checkpoints/epoch<N>.ckpt) and writes their learning
 # curve with scpc-learning-curve: abx/<set>/learning_curve/{learning_curve.csv,table.txt,
-# learning_curve.png}, ABX against training time beside the fbank and MFCC rows.
+# learning_curve.png}, ABX against training time (from the untrained model's row at 0 when
+# random is among the baselines) beside the other reference rows.
 #
 # --set abxLS is ZeroSpeech's LibriSpeech ABX through zerospeech-benchmarks' zrc (installed
 # into .venv by utils/setup_zrc.sh): zrc datasets:pull abxLS-dataset (into $APP_DIR, default
@@ -35,7 +36,7 @@ version=0                       # experiment version
 pca=                            # score the model's pca_<pca>.pt projection (run.sh stage 4)
 set=mini                        # evaluation set: mini (the committed corpus, offline) or abxLS
 parts=                          # parts to score (default: mini "dev test"; abxLS all four)
-baselines="fbank mfcc random"   # reference rows: fbank, mfcc, random (empty: none)
+baselines="fbank mfcc random"   # reference rows: fbank, fbank-cmvn, mfcc, random (empty: none)
 checkpoints=false               # true: also the kept checkpoints/epoch<N>.ckpt (learning curve)
 distance=cosine                 # frame distance: cosine, euclidean, kl or kl_symmetric
 nj=2                            # extraction processes
@@ -82,8 +83,8 @@ echo "ABX of $em on $set ($parts), $distance distance"
 systems=("$tag:$model_ckpt")
 for b in $baselines; do
   case $b in
-    fbank|mfcc|random) ;;
-    *) echo "$0: unknown baseline '$b' (fbank, mfcc, random)" >&2; exit 1 ;;
+    fbank|fbank-cmvn|mfcc|random) ;;
+    *) echo "$0: unknown baseline '$b' (fbank, fbank-cmvn, mfcc, random)" >&2; exit 1 ;;
   esac
   systems+=("$b:$abx/baselines/$b.ckpt")
 done
@@ -161,9 +162,12 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   scpc-abx-table $abx/scores.csv "${entries[@]}"
   echo "ABX error (%), lower is better; scores in $abx/scores.csv"
   if [ ${#curve[@]} -gt 0 ]; then
-    refs=()
+    refs=()  # the untrained model starts the curve at epoch 0
     for b in $baselines; do
-      [ $b = random ] || for part in $parts; do refs+=(--reference "$b:$part:$abx/$b.$part.csv"); done
+      for part in $parts; do
+        if [ $b = random ]; then refs+=(--untrained "$part:$abx/$b.$part.csv")
+        else refs+=(--reference "$b:$part:$abx/$b.$part.csv"); fi
+      done
     done
     echo
     scpc-learning-curve --out-dir $abx/learning_curve --model $model "${refs[@]}" "${curve[@]}"

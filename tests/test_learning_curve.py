@@ -37,19 +37,27 @@ def test_table_csv_plot_and_the_first_checkpoint_to_beat_the_references(tmp_path
     refs = ["--reference", f"fbank:dev:{tmp_path}/fbank.dev.csv"]
     refs += ["--reference", f"mfcc:dev:{tmp_path}/mfcc.dev.csv"]
     refs += ["--reference", f"fbank:test:{tmp_path}/fbank.test.csv"]
+    write_abx_csv(tmp_path / "random.dev.csv", [40, 41, 42, 43])
+    refs += ["--untrained", f"dev:{tmp_path}/random.dev.csv"]
     out = tmp_path / "curve"
     assert cli.main(["--out-dir", str(out), "--model", "m", *refs, *entries]) == 0
     printed = capsys.readouterr().out
     table = (out / "table.txt").read_text()
     assert table in printed
     lines = table.splitlines()
-    assert lines[2].split() == ["m", "1", "1.0", "9.00", "30.00", "12.00", "31.00"]
+    assert lines[2].split() == ["m", "0", "0.0", "40.00", "41.00", "42.00", "43.00"]
+    assert lines[3].split() == ["m", "1", "1.0", "9.00", "30.00", "12.00", "31.00"]
     assert "dev: epoch 4 (4.0 min) is the first to beat fbank and mfcc across speakers" in table
     assert "test: no checkpoint beats fbank across speakers" in table
     with open(out / "learning_curve.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 3 * 2 * 4 + 3 * 4
-    assert {r["train_minutes"] for r in rows if r["system"] == "m"} == {"1.000", "2.000", "4.000"}
+    assert len(rows) == 3 * 2 * 4 + 4 + 3 * 4
+    assert {r["train_minutes"] for r in rows if r["system"] == "m"} == {
+        "0.000",
+        "1.000",
+        "2.000",
+        "4.000",
+    }
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
 
 

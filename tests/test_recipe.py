@@ -32,9 +32,15 @@ def test_run_sh_end_to_end(tmp_path):
     (em / "model.yaml").write_text(cfg.dump(cfg.merge(cfg.DEFAULTS, TINY, "test")))
     args = ["--model", "tiny", "--version", "3", "--datadir", tmp_path / "data"]
     args += ["--expdir", exp, "--pca-dims", "4"]
-    proc = run_script(ROOT / "run.sh", *args)
-    for stage in range(6):
+    proc = run_script(ROOT / "run.sh", *args, "--abx-baselines", "fbank random")
+    for stage in range(7):
         assert f"Stage {stage}:" in proc.stdout
+    # stage 6: the ABX table of dev and test, and the kept checkpoint's learning curve
+    assert [r.split()[:2] for r in proc.stdout.splitlines() if r.startswith("tiny ")] == [
+        ["tiny", "dev"],
+        ["tiny", "test"],
+    ]
+    assert "(both contexts)" in proc.stdout
     for f in ("best.ckpt", "last.ckpt", "metrics.csv", "curves.png", "pca_4.pt"):
         assert (em / f).is_file(), f
     # features computed on the fly from the data dir: no feature dirs, exact lengths only
@@ -48,8 +54,9 @@ def test_run_sh_end_to_end(tmp_path):
     rows = (em / "metrics.csv").read_text().splitlines()
     assert sum(r.startswith("valid") for r in rows) == 1  # max_steps stopped it in epoch 0
 
-    again = run_script(ROOT / "run.sh", *args, "--stage", "1")
+    again = run_script(ROOT / "run.sh", *args, "--stage", "1", "--abx-baselines", "fbank random")
     assert "training" in again.stdout and "best.ckpt exists" in again.stdout
+    assert "scpc-a2r" not in again.stderr  # every score exists: stage 6 prints the tables
 
     # ABX of the model with two reference rows, on the dev part
     zrc = [ROOT / "local" / "zrc_run.sh", "--model", "tiny", "--version", "3"]
@@ -67,18 +74,19 @@ def test_run_sh_end_to_end(tmp_path):
     )
     table_only = run_script(*zrc, "--baselines", "fbank random", "--stage", "3")
     assert table_only.stdout.splitlines()[-5:] == proc.stdout.splitlines()[-5:]
-    # the kept checkpoint's learning curve, beside the fbank row (random is no reference)
+    # the kept checkpoint's learning curve from the untrained model (random), beside fbank
     curve = run_script(*zrc, "--baselines", "fbank random", "--checkpoints", "true")
     out = em / "abx" / "mini" / "learning_curve"
     assert (em / "abx" / "mini" / "tiny.epoch1.dev.csv").is_file()
     rows = [r.split() for r in (out / "table.txt").read_text().splitlines()]
     assert [r[:3] for r in rows if r and r[0] in ("tiny", "fbank")] == [
-        ["tiny", "1", rows[2][2]],
+        ["tiny", "0", "0.0"],
+        ["tiny", "1", rows[3][2]],
         ["fbank", "-", "-"],
     ]
     assert "beat fbank across speakers" in curve.stdout
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
-    assert len((out / "learning_curve.csv").read_text().splitlines()) == 1 + 2 * 4
+    assert len((out / "learning_curve.csv").read_text().splitlines()) == 1 + 3 * 4
     (em / "abx" / "mini" / "fbank.dev.csv").unlink()
     no_scoring = run_script(*zrc, "--baselines", "fbank random", "--stop-stage", "2")
     assert "ABX error" not in no_scoring.stdout  # stage 3 (the table) not run

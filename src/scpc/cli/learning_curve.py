@@ -7,7 +7,8 @@
 
 Each entry is CKPT:PART:CSV: a checkpoint kept by training.keep_checkpoint_every_epochs (its
 epochs and training time are read from it) and its scpc-abx score file. --reference NAME:PART:CSV
-adds a system that does not train (drawn as a horizontal line). Writes learning_curve.csv,
+adds a system that does not train (drawn as a horizontal line); --untrained PART:CSV the
+model's architecture as initialised (scpc-init model), the curve's start at epoch 0. Writes learning_curve.csv,
 table.txt (with the first checkpoint to beat every reference across speakers) and
 learning_curve.png, atomically; prints the table.
 """
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", type=Path, required=True)
     ap.add_argument("--model", default="model", help="the model's name in the table")
     ap.add_argument("--reference", action="append", default=[], metavar="NAME:PART:CSV")
+    ap.add_argument("--untrained", action="append", default=[], metavar="PART:CSV")
     ap.add_argument("entries", nargs="+", metavar="CKPT:PART:CSV")
     args = ap.parse_args(argv)
     from scpc.eval import learning_curve as lc
@@ -59,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         ckpt, part, path = _split(text, "CKPT")
         epoch, seconds = _trained(ckpt)
         entries.append((epoch, seconds, part, path))
+    for text in args.untrained:
+        part, _, path = text.partition(":")
+        if not part or not path:
+            raise ScpcError(f"expected PART:CSV, got {text!r}")
+        entries.append((0, 0.0, part, path))
     points = lc.read_points(entries)
     refs = lc.read_references([_split(t, "NAME") for t in args.reference])
     table = lc.format_table(points, refs, args.model)
