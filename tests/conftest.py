@@ -129,3 +129,13 @@ def precomputed_experiment(exp, model="cpc.mini"):
     assert "\nfeats: on_the_fly\n" in text
     frozen.write_text(text.replace("\nfeats: on_the_fly\n", "\nfeats: precomputed\n"))
     return frozen
+
+
+def tb_scalars(run_dir):
+    """tag -> [(step, value)] of the TensorBoard events under ``run_dir``, read back with
+    tensorboard's own reader (purged steps of resumed runs left out, as TensorBoard shows)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}

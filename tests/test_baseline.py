@@ -10,6 +10,7 @@ import signal
 import numpy as np
 import pytest
 import torch
+from conftest import tb_scalars
 
 from scpc.baseline import bpe, config, data, decode, lm, model
 from scpc.baseline.train import PhaseTrainer, trained_config, upgrade_state
@@ -225,6 +226,10 @@ def test_phase_trains_logs_and_keeps_the_dev_best_model(tmp_path, tokenizer, set
     assert (bl / "curves.png").stat().st_size > 0 and "[full] done" in (
         bl / "train.log"
     ).read_text()
+    for phase in ("short", "full"):  # TensorBoard: a run per phase, a row per epoch
+        tb = tb_scalars(bl / "tb" / phase)
+        assert {"train_loss", "dev_loss", "dev_ter", "lr", "seconds"} <= set(tb)
+        assert len(tb["dev_ter"]) == 2
     m, vocab, prov = model.load_model(bl / "full" / "best.pt")
     assert vocab == tokenizer.vocab and prov["phase"] == "full"
     torch.testing.assert_close(m.mean, stats["mean"])  # MVN travels with the model

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import test_superb
-from conftest import ROOT, run_script
+from conftest import ROOT, run_script, tb_scalars
 
 from scpc.cli import superb
 
@@ -42,6 +42,12 @@ def test_task_trains_scores_and_writes_its_run(task, tmp_path, small_data, tiny_
     assert r["metric"] == metric and r["value"] == r["test"][metric]
     assert 0 <= r["value"] <= (100 if metric == "accuracy" else 1000)
     assert r["layers"] == [0, 1] and r["layer_weights"] != [0.5, 0.5]  # the weights learned
+    # TensorBoard: training and dev rows, and the weighted sum's weights at each evaluation
+    assert "loss" in tb_scalars(out / "tb" / "train") and metric in tb_scalars(out / "tb" / "dev")
+    weights = tb_scalars(out / "tb" / "layer_weights")
+    assert set(weights) == {"layer0", "layer1"}
+    at_best = dict(weights["layer0"])[r["best_step"]]  # results.json: the dev-best head's
+    assert at_best == pytest.approx(r["layer_weights"][0], abs=1e-6)
     assert (
         line
         == f"{task} tiny: {metric} {r['value']:.2f} (test; dev {r['dev'][metric]:.2f}, step {r['best_step']}, lr 0.01) {out}"

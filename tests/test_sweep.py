@@ -203,3 +203,18 @@ def test_context_sweep_end_to_end(tmp_path):
     again = run_script(*args)
     assert again.stdout == first.stdout
     assert "scpc-train" not in again.stderr and "scpc-a2r" not in again.stderr
+
+
+@pytest.mark.parametrize("family", ["cpc", "bestrq"])
+def test_mini_sweep_configs_differ_only_in_the_context_width(family):
+    """A sweep compares widths: every other setting of <family>.csa<W>-mini is the same."""
+    import yaml
+
+    widths = (2, 4, 8, 16, 32, 64, 128)
+    rest = []
+    for w in widths:
+        c = yaml.safe_load((ROOT / "conf" / f"model.{family}.csa{w}-mini.yaml").read_text())
+        assert c["name"] == f"{family}.csa{w}-mini" and c["csa"].pop("max_width") == w
+        del c["name"], c["system_description"]
+        rest.append(c)
+    assert all(r == rest[0] for r in rest)

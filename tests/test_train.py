@@ -12,7 +12,14 @@ import time
 import pytest
 import torch
 import yaml
-from conftest import ROOT, kill_once_saved, metric_rows, run_script, write_training_config
+from conftest import (
+    ROOT,
+    kill_once_saved,
+    metric_rows,
+    run_script,
+    tb_scalars,
+    write_training_config,
+)
 
 from scpc.audio import read_audio
 from scpc.config import DEFAULTS, merge
@@ -87,6 +94,13 @@ def test_training_writes_outputs_and_is_reproducible(tmp_path, feats):
     rows = losses(exp)
     assert [r[0] for r in rows].count("valid") == 2
     assert "best.ckpt" in proc.stderr
+    # TensorBoard: the same rows, read back with tensorboard's reader
+    train_tb, valid_tb = tb_scalars(exp / "tb" / "train"), tb_scalars(exp / "tb" / "valid")
+    assert set(train_tb) == {"loss", "accuracy", "lr", "audio_per_s"}
+    assert [(s, pytest.approx(float(v), rel=1e-5)) for s, v in train_tb["loss"]] == [
+        (int(r[2]), float(r[3])) for r in rows if r[0] == "train"
+    ]
+    assert [s for s, _ in valid_tb["loss"]] == [int(r[2]) for r in rows if r[0] == "valid"]
     again, _ = train(tmp_path, feats, name="again")
     assert losses(again) == rows  # same seed, same losses
     other, _ = train(tmp_path, feats, name="other", seed=1)
@@ -145,6 +159,11 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, feats):
     assert state["progress"]["step"] < 12
     run_script(".venv/bin/scpc-train", "--quiet", cfg, *feats)
     assert losses(tmp_path / "killed") == losses(full)
+    # the resumed run's TensorBoard events read as the uninterrupted run's
+    for split in ("train", "valid"):
+        got, want = (tb_scalars(e / "tb" / split) for e in (tmp_path / "killed", full))
+        for tag in ("loss", "accuracy"):  # audio_per_s is a timing: not repeatable
+            assert got[tag] == want[tag], (split, tag)
     a = torch.load(full / "last.ckpt", weights_only=True)["model"]
     b = torch.load(last, weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -14,7 +14,8 @@ seeds dropout and SpecAugment from (seed, phase, epoch, batch); ``<bl>/<phase>/l
 (model, optimiser, position, running sums) is written every ``checkpoint_every_steps`` steps and at
 every epoch's end, so a run killed anywhere and started again takes the steps an
 uninterrupted run takes. ``<bl>/metrics.csv`` gets one row per epoch and phase,
-``<bl>/curves.png`` plots it, ``<bl>/train.log`` logs it.
+``<bl>/tb/<phase>/`` the same as TensorBoard events, ``<bl>/curves.png`` plots it,
+``<bl>/train.log`` logs it.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ class PhaseTrainer:
         self.state = TrainingState(
             self.out / "last.ckpt", STATE_FORMAT, "an scpc-baseline training state"
         )
-        self.metrics = MetricsLog(self.bl / "metrics.csv", COLUMNS)
+        self.metrics = MetricsLog(self.bl / "metrics.csv", COLUMNS, tensorboard=self.bl / "tb")
         self._run_log = RunLog(self.bl / "train.log", prefix=f"[{phase}] ")
         # what else a resumed run must share: the utterances and the BPE pieces
         ids = "\n".join([*self.train.utts, "", *tokenizer.vocab]).encode()
@@ -225,6 +226,7 @@ class PhaseTrainer:
             self._announce(resumed, init)
         with StopSignals() as signals:
             self._epochs(on_step, signals)
+        self.metrics.close()
         self.log(
             f"done: best dev token error rate {p.best_ter:.2f}% (epoch {p.best_epoch}); "
             f"{self.out / 'best.pt'}"

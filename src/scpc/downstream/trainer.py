@@ -11,9 +11,10 @@ seeds its randomness from (seed, epoch, batch), so a run killed at any point and
 again (from ``last.ckpt``, written at step boundaries) takes the same steps as one that was
 never interrupted.
 
-Run directory: ``config.yaml`` (the resolved config), ``train.log``, ``metrics.csv``,
-``curves.png``, ``last.ckpt``, ``dev-best.ckpt``, ``results.json`` and ``cache/`` (frozen
-upstream outputs that did not fit in memory).
+Run directory: ``config.yaml`` (the resolved config), ``train.log``, ``metrics.csv``, ``tb/``
+(the same as TensorBoard events, and ``tb/layer_weights``: the weighted sum's weights at every
+evaluation), ``curves.png``, ``last.ckpt``, ``dev-best.ckpt``, ``results.json`` and ``cache/``
+(frozen upstream outputs that did not fit in memory).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class SuperbTrainer(Runner):
         self.scaler = grad_scaler(self.device, self.amp_dtype)
         self.optimizer = self._optimizer()
         columns = ("split", "step", "epoch", "loss", task.metric, "lr")
-        self.metrics = MetricsLog(self.out / "metrics.csv", columns)
+        self.metrics = MetricsLog(self.out / "metrics.csv", columns, tensorboard=self.out / "tb")
         self.state = TrainingState(self.out / "last.ckpt", STATE_FORMAT, "a SUPERB training state")
         self._run_log = RunLog(self.out / "train.log", quiet=self.quiet)
         self.step = self.epoch = self.batch = 0
@@ -230,6 +231,12 @@ class SuperbTrainer(Runner):
             loss=loss if loss is not None else "",
             **{self.task.metric: value},
         )
+        weights = self.probe.featurizer.layer_weights()
+        if len(weights) > 1:  # the learnt weighted sum of the upstream's layers
+            layers = self.probe.upstream.layers
+            self.metrics.scalars(
+                "layer_weights", self.step, {f"layer{k}": w for k, w in zip(layers, weights)}
+            )
         extra = ", ".join(f"{k} {v:.2f}" for k, v in scores.items() if k != self.task.metric)
         self.log(
             f"step {self.step}: {split} {self.task.metric} {value:.2f}"
@@ -246,7 +253,8 @@ class SuperbTrainer(Runner):
         if resumed:  # rows written after the saved state come again
             self.metrics.keep(lambda r: int(r["step"]) <= self.step)
         else:  # a fresh start: nothing of an earlier run may pass for this one's
-            for name in ("metrics.csv", "dev-best.ckpt", "results.json", "curves.png"):
+            self.metrics.remove()
+            for name in ("dev-best.ckpt", "results.json", "curves.png"):
                 (self.out / name).unlink(missing_ok=True)
         with atomic_write(self.out / "config.yaml") as f:
             f.write(dump(self.cfg))
@@ -267,6 +275,7 @@ class SuperbTrainer(Runner):
         if self.step < stop:
             with StopSignals() as signals:
                 self._train(self.lengths("train"), stop, signals)
+        self.metrics.close()
         if self.step < t["max_steps"]:
             return None
         self._plot()

@@ -6,7 +6,10 @@ dropout) from seeds derived from (seed, epoch, batch), and the batch plan of an 
 function of (seed, epoch). ``last.ckpt`` is written only at optimiser-step boundaries, with
 the position in the epoch, so a run killed at any moment and started again repeats exactly
 the steps an uninterrupted run takes. Validation uses fixed seeds, so its loss is comparable
-across epochs. ``best.ckpt`` is the inference model at the lowest validation loss.
+across epochs. ``best.ckpt`` is the inference model at the lowest validation loss;
+``checkpoints/epoch<N>.ckpt`` the one after every ``keep_checkpoint_every_epochs`` epochs.
+Both record the wall-clock training time so far (``train_seconds``, carried over resumes):
+learning curves plot scores against it.
 
 SIGTERM and SIGUSR1 stop training at the next optimiser step (scpc.train.stop_signals): every
 process agrees on that step, last.ckpt is written, and fit() raises StoppedBySignal.
@@ -151,7 +154,7 @@ class Trainer:
         )
         self.progress = Progress()
         self.stop = StopSignals()
-        self.metrics = MetricsLog(self.exp / "metrics.csv")
+        self.metrics = MetricsLog(self.exp / "metrics.csv", tensorboard=self.exp / "tb")
         self.state = TrainingState(self.exp / "last.ckpt", STATE_FORMAT, "an scpc training state")
         self._run_log = RunLog(self.exp / "train.log", quiet=self.quiet)
         self.plan_len = self._stream_steps() if self.stream else len(self._plan(0))
@@ -554,6 +557,7 @@ class Trainer:
                 self._stop_if_asked(saved=True)
         if self.d.main:
             self._plot()
+            self.metrics.close()
         best = self.exp / "best.ckpt"
         self.log(
             f"done: best validation loss {p.best_val:.4f}; best.ckpt {best}; curves "
