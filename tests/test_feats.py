@@ -68,6 +68,20 @@ def test_pydrobert_spect_data_set_reads_it(small, tmp_path):
     assert feat.shape[1] == 80 and ali.shape == (feat.shape[0],)
 
 
+def test_pydrobert_cli_reads_a_dir_that_make_feats_sh_wrote(small, tmp_path):
+    """pydrobert-pytorch's own get-torch-spect-data-dir-info on steps/make_feats.sh's output."""
+    out = tmp_path / "fbank-41"
+    run_script(ROOT / "steps" / "make_feats.sh", "--nj", "2", "--frontend",
+               FEATS / "fbank-41.json", small, out)  # fmt: skip
+    proc = run_script(ROOT / ".venv" / "bin" / "get-torch-spect-data-dir-info", out)
+    info = dict(line.split() for line in proc.stdout.splitlines())
+    frames = sum(torch.load(p).shape[0] for p in (out / "feat").iterdir())
+    assert (info["num_utterances"], info["num_filts"]) == ("5", "41")
+    assert int(info["total_frames"]) == frames
+    counts = sum(int(v) for k, v in info.items() if k.startswith("count_"))
+    assert counts == frames  # every frame has its phone label in ali/
+
+
 def test_jobs_share_the_work_and_resume(small, tmp_path):
     out = tmp_path / "f"
     args = ["--frontend", FEATS / "fbank-80.json"]
