@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Extracts the representations of a list of utterances with scpc-a2r, split over --nj jobs run
 # through --cmd (logs in <out-dir>/log): one <uttid>.pt (or .npy) per utterance. A re-run skips
-# what is there, so an interrupted or partly failed extraction resumes.
+# what is there, so an interrupted or partly failed extraction resumes. With
+# --a2r-opts "--format kaldi", Kaldi tables instead: feats.JOB.ark/.scp per job, joined into
+# <out-dir>/feats.scp and utt2num_frames (sorted, as Kaldi's scripts join them).
 #
 # Usage: steps/make_reps.sh [--nj 2] [--cmd "$train_cmd"] [--gpu 0] [--a2r-opts "..."] \
 #          <wav.scp> <checkpoint> <out-dir>
@@ -33,3 +35,8 @@ $cmd --gpu "$gpu" --num-threads 1 JOB=1:"$nj" "$dir/log/a2r.JOB.log" \
 awk -v dir="$dir" '/^scpc-a2r: [0-9]+ files written/ { w += $2; s += $5; h += $8; n++ }
   END { printf "%s: %d files written, %d already present (%.3f h of audio) by %d jobs\n", dir, w, s, h, n }' \
   "$dir"/log/a2r.*.log
+if [[ " $a2r_opts " == *" --format kaldi "* ]]; then
+  for n in $(seq "$nj"); do cat "$dir/feats.$n.scp"; done | LC_ALL=C sort -k1,1 > "$dir/feats.scp.tmp"
+  for n in $(seq "$nj"); do cat "$dir/utt2num_frames.$n"; done | LC_ALL=C sort -k1,1 > "$dir/utt2num_frames"
+  mv "$dir/feats.scp.tmp" "$dir/feats.scp"
+fi

@@ -19,7 +19,7 @@ LAYERS = (
     ("cli", "hub.__main__"),
     ("baseline", "downstream", "train", "hub", "extract", "pca", "modelinfo", "importers"),
     ("models", "objectives", "data", "eval", "nn", "tables"),
-    ("frontend", "audio", "io", "config", "errors", "masks", "progress", "malloc"),
+    ("frontend", "audio", "io", "config", "errors", "masks", "progress", "malloc", "kaldi_tables"),
 )
 
 

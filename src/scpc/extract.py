@@ -25,7 +25,7 @@ import torch
 from scpc import audio
 from scpc.data.datadir import DataDir, audio_entries, read_table
 from scpc.errors import ScpcError
-from scpc.io import atomic_path
+from scpc.io import atomic_path, atomic_write
 from scpc.models.checkpoint import InferenceModel, checkpoint_id
 from scpc.models.inference import (
     ALL,
@@ -157,11 +157,42 @@ def _run_window(model, window, layer, batch_samples, device, pca, amp_dtype=None
 # ---------------------------------------------------------------------------- outputs
 
 FORMATS = {"pt": ".pt", "npy": ".npy"}
+# Kaldi tables: one archive per job, feats.<part>.ark with its feats.<part>.scp and
+# utt2num_frames.<part>; the scp is renamed into place last, so it marks a finished part.
+# merge_kaldi_parts() (or steps/make_reps.sh) joins the parts into feats.scp, utt2num_frames.
+KALDI = "kaldi"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}  # float64: zrc's abxLS validator
 
 
 def output_path(out_dir: str | os.PathLike, utt: Utterance, fmt: str) -> Path:
     return Path(out_dir) / utt.subdir / f"{utt.uttid}{FORMATS[fmt]}"
+
+
+def kaldi_part_paths(out_dir: str | os.PathLike, part: str) -> tuple[Path, Path, Path]:
+    """(feats.<part>.ark, feats.<part>.scp, utt2num_frames.<part>) of one job."""
+    d = Path(out_dir)
+    return d / f"feats.{part}.ark", d / f"feats.{part}.scp", d / f"utt2num_frames.{part}"
+
+
+def merge_kaldi_parts(out_dir: str | os.PathLike) -> int:
+    """feats.scp and utt2num_frames of every finished part, sorted by utterance (Kaldi's
+    order); the number of utterances. A key in two parts is an error."""
+    d = Path(out_dir)
+    scp_lines: dict[str, str] = {}
+    frames: dict[str, str] = {}
+    for scp in sorted(d.glob("feats.*.scp")):
+        part = scp.name[len("feats.") : -len(".scp")]
+        for line in scp.read_text().splitlines():
+            key = line.split(maxsplit=1)[0]
+            if key in scp_lines:
+                raise ScpcError(f"{scp}: {key} is also in another part of {d}")
+            scp_lines[key] = line
+        frames.update(read_table(d / f"utt2num_frames.{part}"))
+    with atomic_write(d / "utt2num_frames") as f:
+        f.writelines(f"{k} {frames[k]}\n" for k in sorted(scp_lines))
+    with atomic_write(d / "feats.scp") as f:
+        f.writelines(scp_lines[k] + "\n" for k in sorted(scp_lines))
+    return len(scp_lines)
 
 
 def save(path: Path, rep: torch.Tensor, fmt: str, dtype: str = "float32") -> None:
@@ -190,6 +221,7 @@ class Job:
     threads: int | None = None
     dtype: str = "float32"
     amp: str = "off"  # autocast of the model (scpc.nn.amp); outputs are float32 either way
+    part: str = "1"  # Kaldi tables: this job's archive, feats.<part>.ark (the job number)
 
 
 @dataclass
@@ -225,7 +257,7 @@ def run_job(
     """Extract ``utts`` (all missing outputs) in this process; ``progress(files, samples)``."""
     model, layer, pca, device = prepared or prepare(job)
     summary = Summary()
-    for utt, rep, samples in representations(
+    reps = representations(
         model,
         utts=utts,
         layer=layer,
@@ -234,7 +266,12 @@ def run_job(
         read_opts=job.read_opts,
         pca=pca,
         amp_dtype=amp.amp_dtype(job.amp, device),
-    ):
+    )
+    if job.fmt == KALDI:
+        if layer == ALL:
+            raise ScpcError("Kaldi tables hold matrices: --format kaldi takes one layer, not all")
+        return _write_kaldi_part(job, reps, summary, progress)
+    for utt, rep, samples in reps:
         save(output_path(job.out_dir, utt, job.fmt), rep, job.fmt, job.dtype)
         summary.files += 1
         summary.samples += samples
@@ -243,15 +280,45 @@ def run_job(
     return summary
 
 
+def _write_kaldi_part(job: Job, reps, summary: Summary, progress) -> Summary:
+    """The job's representations into feats.<part>.ark (Kaldi's binary matrices, via kaldiio)
+    with its scp (absolute archive path) and utt2num_frames; the scp is renamed in last."""
+    import kaldiio
+
+    ark, scp, num_frames = kaldi_part_paths(job.out_dir, job.part)
+    ark.parent.mkdir(parents=True, exist_ok=True)
+    frames = []
+    with atomic_path(scp) as tmp_scp:
+        with kaldiio.WriteHelper(f"ark,scp:{ark.resolve()},{tmp_scp}") as writer:
+            for utt, rep, samples in reps:
+                mat = rep.to(DTYPES[job.dtype]).numpy()
+                writer(utt.uttid, mat)
+                frames.append(f"{utt.uttid} {mat.shape[0]}\n")
+                summary.files += 1
+                summary.samples += samples
+                if progress is not None:
+                    progress(1, samples)
+        with atomic_write(num_frames) as f:
+            f.writelines(frames)
+    return summary
+
+
 # ---------------------------------------------------------------------------- driver
 
 
 def pending(utts: Sequence[Utterance], out_dir: str, fmt: str, overwrite: bool) -> list[Utterance]:
     """The utterances whose output is missing: outputs are renamed into place only when
-    complete, so an existing file is a finished one and a re-run resumes."""
+    complete, so an existing file is a finished one and a re-run resumes. Kaldi tables resume
+    by whole parts (``pending_kaldi``)."""
     if overwrite:
         return list(utts)
     return [u for u in utts if not output_path(out_dir, u, fmt).exists()]
+
+
+def pending_kaldi(utts: Sequence[Utterance], job: Job, overwrite: bool) -> list[Utterance]:
+    """All of the job's utterances unless its part is finished (its scp exists)."""
+    done = kaldi_part_paths(job.out_dir, job.part)[1].is_file()
+    return [] if done and not overwrite else list(utts)
 
 
 def extract_all(
@@ -260,7 +327,15 @@ def extract_all(
     """Extract every utterance whose output is missing, over ``nj`` processes, with a
     progress bar on stderr (silenced by SCPC_QUIET=1)."""
     prepared = prepare(job)  # checks layer/PCA/device before any work or worker starts
-    todo = pending(utts, job.out_dir, job.fmt, overwrite)
+    if job.fmt == KALDI:
+        if nj > 1:
+            raise ScpcError(
+                "--format kaldi writes one archive per job: split the work with --job/--num-jobs "
+                "(steps/make_reps.sh --nj) rather than --nj"
+            )
+        todo = pending_kaldi(utts, job, overwrite)
+    else:
+        todo = pending(utts, job.out_dir, job.fmt, overwrite)
     bar = progress_bar(total=len(todo), unit="utt", desc="extract")
     with bar:
         if nj <= 1 or len(todo) <= 1:

@@ -9,6 +9,11 @@ subdirectories and are named after the files (minus the suffix). --in-map reads
 Each output is float32 (or --dtype float64) (T', C), or (L, T', C) with --layer all. Existing outputs are
 skipped (re-running resumes) unless --overwrite. --job J --num-jobs N extracts the J-th of N
 shares of the inputs, for job arrays (steps/make_reps.sh runs them through a launcher).
+
+--format kaldi writes Kaldi tables instead (kaldiio; Kaldi's binary matrix format, which
+copy-feats and ESPnet read): OUT_DIR/feats.J.ark, feats.J.scp and utt2num_frames.J for job J
+(1 without --job), resumed by whole job; without --job, also the merged OUT_DIR/feats.scp
+and utt2num_frames (steps/make_reps.sh merges its jobs' parts).
 """
 
 from __future__ import annotations
@@ -37,7 +42,13 @@ def parser() -> argparse.ArgumentParser:
     src.add_argument("--in-dir", help="audio directory (may also be given as the first PATH)")
     src.add_argument("--in-map", help="file of '<uttid> <path-or-pipe>' lines, e.g. wav.scp")
     p.add_argument("--audio-suffix", default=".wav", help="with an input dir (default: .wav)")
-    p.add_argument("--numpy", action="store_true", help="write <uttid>.npy instead of .pt")
+    p.add_argument(
+        "--format",
+        choices=(*extract.FORMATS, extract.KALDI),
+        default="pt",
+        help="pt (default): <uttid>.pt; npy: <uttid>.npy; kaldi: feats.ark/feats.scp",
+    )
+    p.add_argument("--numpy", action="store_true", help="the same as --format npy")
     p.add_argument(
         "--dtype",
         choices=tuple(extract.DTYPES),
@@ -101,11 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--job and --num-jobs go together")
     if args.job is not None:  # a contiguous share of the input order, as scpc-feats --job
         utts = job_share(utts, args.job, args.num_jobs)
+    fmt = "npy" if args.numpy else args.format
     job = extract.Job(
         checkpoint=checkpoint,
         out_dir=out_dir,
         layer=args.layer,
-        fmt="npy" if args.numpy else "pt",
+        fmt=fmt,
         device=args.device,
         batch_samples=int(args.batch_seconds * SAMPLE_RATE)
         if args.batch_seconds
@@ -114,10 +126,16 @@ def main(argv: list[str] | None = None) -> int:
         pca_file=args.pca_file,
         dtype=args.dtype,
         amp=args.amp,
+        part=str(args.job or 1),
     )
-    if len({extract.output_path(out_dir, u, job.fmt) for u in utts}) != len(utts):
+    if fmt == extract.KALDI:
+        if len({u.uttid for u in utts}) != len(utts):
+            raise ScpcError("two inputs have the same utterance id (a Kaldi table's key)")
+    elif len({extract.output_path(out_dir, u, job.fmt) for u in utts}) != len(utts):
         raise ScpcError("two inputs map to the same output file")
     s = extract.extract_all(job, utts, args.nj, args.overwrite)
+    if fmt == extract.KALDI and args.job is None:
+        extract.merge_kaldi_parts(out_dir)
     wall = time.perf_counter() - start
     audio_s = s.samples / SAMPLE_RATE
     rtf = f"{wall / audio_s:.4f}" if audio_s else "-"

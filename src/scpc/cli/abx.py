@@ -3,7 +3,8 @@
   scpc-abx [options] FEAT_DIR ITEM_FILE
 
 FEAT_DIR holds one <file>.pt (float32 (frames, dim)) or <file>.npy per file named in the
-item file (searched recursively). ITEM_FILE has the header
+item file (searched recursively), or is a Kaldi feats.scp (scpc-a2r --format kaldi, or any
+Kaldi/ESPnet feature table) keyed by those file names. ITEM_FILE has the header
 '#file onset offset #phone prev-phone next-phone speaker' and one phone token a line, times
 in seconds. The protocol, sampling and scores are zerospeech-libriabx2's (see scpc.eval.abx);
 the DTW runs batched in torch, on a GPU when there is one (--device auto).

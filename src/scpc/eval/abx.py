@@ -45,6 +45,7 @@ import torch
 from scpc.data.alignment import Item, read_items
 from scpc.errors import ScpcError
 from scpc.io import atomic_write
+from scpc.kaldi_tables import KaldiMatrix, is_scp, read_scp
 from scpc.tables import aligned
 
 SPEAKER_MODES = ("within", "across")
@@ -122,10 +123,13 @@ def read_item_file(path: str | os.PathLike) -> list[Item]:
     return items
 
 
-def find_feature_files(feat_dir: str | os.PathLike) -> dict[str, Path]:
-    """``<file id>: path`` of every .pt/.npy file under ``feat_dir``, in ``os.walk`` order."""
+def find_feature_files(feat_dir: str | os.PathLike) -> dict[str, Path | KaldiMatrix]:
+    """``<file id>: path`` of every .pt/.npy file under ``feat_dir``, in ``os.walk`` order;
+    or, when ``feat_dir`` is a Kaldi feats.scp, its entries in file order."""
+    if is_scp(feat_dir):
+        return dict(read_scp(feat_dir))
     if not Path(feat_dir).is_dir():
-        raise ScpcError(f"{feat_dir}: not a directory")
+        raise ScpcError(f"{feat_dir}: not a directory (nor a Kaldi feats.scp)")
     out: dict[str, Path] = {}
     for root, _dirs, names in os.walk(feat_dir):
         for name in names:
@@ -139,13 +143,17 @@ def find_feature_files(feat_dir: str | os.PathLike) -> dict[str, Path]:
     return out
 
 
-def load_features(path: Path) -> torch.Tensor:
-    """A (T, C) feature matrix from a .pt or .npy file."""
+def load_features(path: Path | KaldiMatrix) -> torch.Tensor:
+    """A (T, C) feature matrix from a .pt or .npy file, or a Kaldi table's entry."""
     try:
-        if path.suffix == ".npy":
+        if isinstance(path, KaldiMatrix):
+            x = torch.from_numpy(path.read())
+        elif path.suffix == ".npy":
             x = torch.from_numpy(np.load(path))
         else:
             x = torch.load(path, map_location="cpu", weights_only=True)
+    except ScpcError:
+        raise
     except Exception as e:  # noqa: BLE001 - any unreadable file is one line
         raise ScpcError(f"{path}: cannot read features ({e})") from None
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or not x.is_floating_point():
@@ -212,7 +220,8 @@ def load_items(
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise ScpcError(
-            f"{feat_dir}: no feature file {missing[0]}.pt or .npy{more}, named by {item_file}"
+            f"{feat_dir}: no feature file {missing[0]}.pt or .npy (or feats.scp entry){more}, "
+            f"named by {item_file}"
         )
     order = [f for f in files if f in by_file] if file_order == "walk" else list(by_file)
     step = 1 / frame_shift
