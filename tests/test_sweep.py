@@ -107,8 +107,11 @@ def test_probe_per_and_baseline_wer_join_the_abx_runs(tmp_path, capsys):
             bl = tmp_path / f"bl{w}{s}.json"
             results.append(f"{w}:{s}:baseline:{write_json(bl, {'sets': sets})}")
     out = tmp_path / "sweep"
-    args = ["--out-dir", str(out), *entries]
-    assert cli.main([*args, *(x for r in results for x in ("--result", r))]) == 0
+    # as context_sweep.sh passes them: each run's ABX entries, then its --result options
+    args = ["--out-dir", str(out)]
+    for k, entry in enumerate(entries):
+        args += [entry, "--result", results[2 * k], "--result", results[2 * k + 1]]
+    assert cli.main(args) == 0
     printed = capsys.readouterr().out
     header = next(line for line in printed.splitlines() if line.startswith("test:"))
     assert header.split()[-2:] == ["PER", "WER"]

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", type=Path, required=True)
     ap.add_argument("--result", action="append", default=[], metavar="WIDTH:SEED:KIND:JSON")
     ap.add_argument("entries", nargs="*", metavar="WIDTH:SEED:PART:CSV")
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)  # context_sweep.sh interleaves --result and entries
     from scpc.eval import sweep
 
     runs = sweep.read_runs(
