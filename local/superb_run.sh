@@ -4,12 +4,16 @@
 #   local/superb_run.sh --task pr --model cpc.mini-fbank                 # mini corpus, offline
 #   local/superb_run.sh --task pr --upstream fbank                 # the 80-dim log filter-bank row
 #   local/superb_run.sh --task asr --model cpc.small --set real --lr 1e-4
+#   local/superb_run.sh --task pr --feats-scp data/mfcc/feats.scp --cmvn true   # Kaldi features
 #
 # The upstream is exp/<model>/version_<N>/best.ckpt (from run.sh), or with --upstream a
 # baseline made once with scpc-init (fbank: conf/feats/fbank-80.json, mfcc: mfcc-13.json,
 # both probed with per-utterance CMVN unless --cmvn false, as s3prl's baseline upstreams)
-# under exp/baselines/<upstream>/. The config is conf/superb.<task>.mini.yaml (--set mini) or
-# conf/superb.<task>.yaml (--set real), or --config. Results go to
+# under exp/baselines/<upstream>/, or with --feats-scp precomputed features in a Kaldi table
+# (Kaldi's own feats.scp or scpc-a2r --format kaldi's; keyed by utterance id, frame rate from
+# the frame_shift file beside it, else 10 ms), probed frozen as one layer. The config is
+# conf/superb.<task>.mini.yaml (--set mini) or conf/superb.<task>.yaml (--set real), or
+# --config. Results go to (for --feats-scp, <upstream dir> is the table's directory)
 #   <upstream dir>/superb/<name>/{results.json, metrics.csv, curves.png, train.log,
 #                                 dev-best.ckpt, last.ckpt, config.yaml}
 # where <name> is the task plus a suffix for each option that differs from its default
@@ -26,6 +30,7 @@ task="pr"            # pr asr ks sid asv, or a legacy probe: phone_linear phone_
 model=cpc.mini-fbank  # exp/<model>/version_<version>/best.ckpt (from run.sh)
 version=0            # experiment version
 upstream=            # probe a baseline instead of the model: fbank or mfcc
+feats_scp=           # probe precomputed features instead: a Kaldi feats.scp
 layer=               # probe this hidden state alone (default: learnable weighted sum)
 finetune=false       # train the upstream with the head
 cmvn=auto            # per-utterance CMVN of the features: true, false, auto (true for fbank/mfcc as s3prl's, false for models)
@@ -71,7 +76,13 @@ opts=(--datadir $datadir --device $device)
 ! $finetune || opts+=(--finetune)
 [ -z "$lr" ] || opts+=(--lr $lr)
 . local/upstream.sh
-select_upstream "$upstream" $expdir $model $version  # sets base and ckpt
+if [ -n "$feats_scp" ]; then
+  [ -z "$upstream" ] || { echo "$0: give --upstream or --feats-scp, not both" >&2; exit 1; }
+  [ -f "$feats_scp" ] || { echo "$0: no such file: $feats_scp" >&2; exit 1; }
+  ckpt=$feats_scp; base=$(dirname "$feats_scp")
+else
+  select_upstream "$upstream" $expdir $model $version  # sets base and ckpt
+fi
 if [ -n "$upstream" ] && [ $cmvn = auto ]; then
   cmvn=true  # as s3prl's fbank/mfcc baseline upstreams
 fi

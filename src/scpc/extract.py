@@ -26,6 +26,7 @@ from scpc import audio
 from scpc.data.datadir import DataDir, audio_entries, read_table
 from scpc.errors import ScpcError
 from scpc.io import atomic_path, atomic_write
+from scpc.kaldi_tables import FRAME_SHIFT_FILE
 from scpc.models.checkpoint import InferenceModel, checkpoint_id
 from scpc.models.inference import (
     ALL,
@@ -187,7 +188,8 @@ def merge_kaldi_parts(out_dir: str | os.PathLike) -> int:
             if key in scp_lines:
                 raise ScpcError(f"{scp}: {key} is also in another part of {d}")
             scp_lines[key] = line
-        frames.update(read_table(d / f"utt2num_frames.{part}"))
+        # a part is in its input order (a wav.scp need not be sorted); the merge sorts
+        frames.update(read_table(d / f"utt2num_frames.{part}", check_sorted=False))
     with atomic_write(d / "utt2num_frames") as f:
         f.writelines(f"{k} {frames[k]}\n" for k in sorted(scp_lines))
     with atomic_write(d / "feats.scp") as f:
@@ -270,6 +272,7 @@ def run_job(
     if job.fmt == KALDI:
         if layer == ALL:
             raise ScpcError("Kaldi tables hold matrices: --format kaldi takes one layer, not all")
+        write_frame_shift(job.out_dir, model.downsampling_factor)
         return _write_kaldi_part(job, reps, summary, progress)
     for utt, rep, samples in reps:
         save(output_path(job.out_dir, utt, job.fmt), rep, job.fmt, job.dtype)
@@ -278,6 +281,15 @@ def run_job(
         if progress is not None:
             progress(1, samples)
     return summary
+
+
+def write_frame_shift(out_dir: str | os.PathLike, samples_per_frame: int) -> None:
+    """Kaldi's ``frame_shift`` (seconds) beside the tables, so that readers (scpc-superb, Kaldi's
+    utils/data/get_frame_shift.sh) know the frame rate of the representations."""
+    path = Path(out_dir) / FRAME_SHIFT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as f:  # parallel jobs write the same bytes
+        f.write(f"{samples_per_frame / audio.SAMPLE_RATE:g}\n")
 
 
 def _write_kaldi_part(job: Job, reps, summary: Summary, progress) -> Summary:

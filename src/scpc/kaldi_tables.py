@@ -60,3 +60,42 @@ def read_scp(path: str | os.PathLike) -> dict[str, KaldiMatrix]:
     if not out:
         raise ScpcError(f"{path}: no entries")
     return out
+
+
+# Kaldi's data dirs say their frame shift in a file named frame_shift (seconds), as
+# utils/data/get_frame_shift.sh reads it; without one, Kaldi's feature programs' 10 ms.
+FRAME_SHIFT_FILE = "frame_shift"
+DEFAULT_FRAME_SHIFT = 0.01
+
+
+def frame_shift(scp: str | os.PathLike) -> float:
+    """Seconds per frame of the features of ``scp``: its directory's ``frame_shift`` file, or
+    10 ms."""
+    path = Path(scp).parent / FRAME_SHIFT_FILE
+    if not path.is_file():
+        return DEFAULT_FRAME_SHIFT
+    text = path.read_text().strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise ScpcError(f"{path}: expected the frame shift in seconds, got {text!r}") from None
+    if not 0 < value < 10:
+        raise ScpcError(f"{path}: a frame shift of {value} s is not plausible")
+    return value
+
+
+def num_frames(scp: str | os.PathLike) -> dict[str, int] | None:
+    """The ``utt2num_frames`` beside ``scp`` as key -> frames, or None without one."""
+    path = Path(scp).parent / "utt2num_frames"
+    if not path.is_file():
+        return None
+    out = {}
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise ScpcError(f"{path}:{n}: expected '<utterance> <frames>'")
+            out[parts[0]] = int(parts[1])
+    return out

@@ -236,7 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("train", help="train a probe and score it on test")
     p.add_argument("--task", required=True, help="pr, asr, phone_linear, ks, sid, ... (see tasks)")
     p.add_argument("--config", required=True, help="conf/superb.<task>[.mini].yaml")
-    p.add_argument("--upstream", required=True, help="an scpc inference checkpoint (best.ckpt)")
+    p.add_argument(
+        "--upstream",
+        required=True,
+        help="an scpc inference checkpoint (best.ckpt), or precomputed features as a Kaldi feats.scp",
+    )
     p.add_argument("--out", required=True, help="the run directory")
     p.add_argument("--layer", type=int, help="probe this hidden state (default: weighted sum)")
     p.add_argument("--finetune", action="store_true", help="train the upstream too")

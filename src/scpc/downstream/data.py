@@ -23,7 +23,7 @@ from scpc import audio
 from scpc.data.alignment import read_alignments, read_phone_table
 from scpc.data.datadir import DataDir, audio_entries, validate
 from scpc.downstream.task import Example
-from scpc.downstream.upstream import Upstream
+from scpc.downstream.upstream import TableUpstream, Upstream
 from scpc.errors import ScpcError
 from scpc.io import atomic_write, save_torch
 from scpc.models.inference import plan_batches
@@ -160,6 +160,20 @@ class FeatureCache:
             self.used += size
             return
         save_torch({"source": source_key(example), "hidden": hidden}, self._file(example.uttid))
+
+
+class TableFeatures:
+    """A :class:`FeatureCache` stand-in that reads a :class:`TableUpstream`'s matrices from
+    their archives (Kaldi's tables are already on disk; nothing is copied)."""
+
+    def __init__(self, upstream: TableUpstream) -> None:
+        self.upstream = upstream
+
+    def get(self, example: Example) -> torch.Tensor:
+        return self.upstream.features(example.uttid)
+
+    def put(self, example: Example, hidden: torch.Tensor) -> None:  # pragma: no cover
+        raise AssertionError("precomputed features are never recomputed")
 
 
 def fill_cache(

@@ -12,9 +12,10 @@ from torch import nn
 
 from scpc.config import Config
 from scpc.downstream.task import Task
-from scpc.downstream.upstream import Featurizer, Upstream, select_layers
+from scpc.downstream.upstream import Featurizer, TableUpstream, Upstream, select_layers
 from scpc.errors import ScpcError
 from scpc.io import load_torch
+from scpc.kaldi_tables import is_scp
 from scpc.models.checkpoint import load_inference_checkpoint, read_checkpoint
 from scpc.models.inference import layer_sizes
 from scpc.train.seeds import mix
@@ -25,7 +26,9 @@ PROBE_FORMAT = "scpc-superb-probe-1"
 class Probe(nn.Module):
     """Upstream, featurizer and head: what a SUPERB checkpoint holds."""
 
-    def __init__(self, upstream: Upstream, featurizer: Featurizer, head: nn.Module) -> None:
+    def __init__(
+        self, upstream: Upstream | TableUpstream, featurizer: Featurizer, head: nn.Module
+    ) -> None:
         super().__init__()
         self.upstream, self.featurizer, self.head = upstream, featurizer, head
 
@@ -60,10 +63,19 @@ class TrainableParts:
 def build_probe(
     task: Task, cfg: Config, upstream_path: str | os.PathLike, device: torch.device
 ) -> Probe:
-    model = load_inference_checkpoint(upstream_path).to(device)
+    """The probe of a config on an upstream: an inference checkpoint, or a Kaldi feats.scp of
+    precomputed features (frozen, one layer)."""
     finetune = cfg["upstream"]["finetune"]
-    layers = select_layers(layer_sizes(model, device), cfg["featurizer"]["layer"])
-    upstream = Upstream(model, layers, finetune, device)
+    upstream: Upstream | TableUpstream
+    if is_scp(upstream_path):
+        if finetune:
+            raise ScpcError(f"{upstream_path}: precomputed features cannot be fine-tuned")
+        upstream = TableUpstream(upstream_path)
+        layers = select_layers(upstream.sizes, cfg["featurizer"]["layer"])  # [0], or an error
+    else:
+        model = load_inference_checkpoint(upstream_path).to(device)
+        layers = select_layers(layer_sizes(model, device), cfg["featurizer"]["layer"])
+        upstream = Upstream(model, layers, finetune, device)
     torch.manual_seed(mix(cfg["train"]["seed"], "init"))
     featurizer = Featurizer(len(layers), cfg["featurizer"]["layer_norm"], cfg["featurizer"]["cmvn"])
     head = task.build_head(upstream.output_size, upstream.downsample_rate, cfg["task"])
@@ -71,7 +83,10 @@ def build_probe(
 
 
 def upstream_name(path: str | os.PathLike) -> str:
-    """The model name in the checkpoint's provenance, else the file's stem."""
+    """The model name in the checkpoint's provenance, else the file's stem; a feats.scp is
+    named by its directory."""
+    if is_scp(path):
+        return Path(path).resolve().parent.name
     try:
         name = read_checkpoint(path).get("provenance", {}).get("name")
     except ScpcError:

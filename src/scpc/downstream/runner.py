@@ -13,6 +13,8 @@ from scpc.config import Config
 from scpc.downstream import data as sdata
 from scpc.downstream.probe import Probe
 from scpc.downstream.task import Example, Task
+from scpc.downstream.upstream import TableUpstream
+from scpc.errors import ScpcError
 from scpc.models.inference import default_batch_samples
 from scpc.nn.amp import amp_dtype, autocast
 from scpc.progress import progress_bar
@@ -31,7 +33,7 @@ class Runner:
         splits: dict[str, list[Example]],
         dirs: dict[str, str],
         device: torch.device,
-        cache: sdata.FeatureCache | None,
+        cache: sdata.FeatureCache | sdata.TableFeatures | None,
         quiet: bool = False,
     ) -> None:
         self.task, self.cfg, self.t = task, cfg, cfg["train"]
@@ -42,10 +44,17 @@ class Runner:
             device,
             cache,
         )
+        if isinstance(probe.upstream, TableUpstream):  # features only, read from their tables
+            if type(task).augment is not Task.augment:
+                raise ScpcError(
+                    f"task {task.name} augments its training audio: it needs a checkpoint "
+                    f"upstream, not the features of {probe.upstream.scp}"
+                )
+            self.cache = sdata.TableFeatures(probe.upstream)
         self.quiet = quiet or quiet_env()
         self.amp_dtype = amp_dtype(self.t["amp"], device)
         # a task that augments waveforms needs the live upstream on its training audio
-        self.live_train = cache is None or type(task).augment is not Task.augment
+        self.live_train = self.cache is None or type(task).augment is not Task.augment
         self._lengths: dict[str, list[float]] = {}
 
     # ----------------------------------------------------------------- set-up helpers

@@ -123,7 +123,9 @@ class SuperbTrainer(Runner):
             group["lr"] = lr * group.get("scale", 1.0)
         return lr
 
-    def _cache(self) -> sdata.FeatureCache | None:
+    def _cache(self) -> sdata.FeatureCache | sdata.TableFeatures | None:
+        if isinstance(self.cache, sdata.TableFeatures):  # precomputed features: no copy
+            return self.cache
         if self.probe.upstream.finetune or self.t["cache"] == "none":
             return None
         directory = self.t["cache_dir"] or self.out / "cache"

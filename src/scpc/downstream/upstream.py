@@ -14,14 +14,18 @@ size of the last one; the others can still be probed one at a time with ``--laye
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scpc.audio import SAMPLE_RATE
 from scpc.errors import ScpcError
+from scpc.kaldi_tables import frame_shift, read_scp
 from scpc.masks import utterance_cmvn
 from scpc.models.checkpoint import InferenceModel
 from scpc.models.inference import layer_sizes, pad_for
@@ -98,6 +102,57 @@ class Upstream(nn.Module):
         arrays = [w.numpy() if isinstance(w, torch.Tensor) else w for w in wavs]
         x, lens = pad_for(self.model, arrays)
         return self(x.to(device), lens.to(device))
+
+
+class TableUpstream(nn.Module):
+    """Precomputed features (a Kaldi ``feats.scp``, Kaldi's own or ``scpc-a2r --format kaldi``)
+    as a frozen upstream of one layer. The matrix of an example is the table's entry under its
+    utterance id; the frame rate is the ``frame_shift`` file beside the table (10 ms without
+    one). It has no audio path: the runner reads every split through :class:`TableFeatures`,
+    so it cannot be fine-tuned nor fed augmented audio."""
+
+    finetune = False
+
+    def __init__(self, scp: str | os.PathLike) -> None:
+        super().__init__()
+        self.scp = Path(scp)
+        self.table = read_scp(scp)
+        first = next(iter(self.table.values())).read()
+        if first.ndim != 2:
+            raise ScpcError(f"{self.scp}: expected (frames, features) matrices, got {first.shape}")
+        self.sizes = [int(first.shape[1])]
+        self.layers = [0]
+        self.model = nn.Module()  # no weights; Probe saves an upstream's only when fine-tuned
+        self._rate = round(frame_shift(scp) * SAMPLE_RATE)
+
+    @property
+    def downsample_rate(self) -> int:
+        return self._rate
+
+    @property
+    def output_size(self) -> int:
+        return self.sizes[0]
+
+    def features(self, uttid: str) -> torch.Tensor:
+        """(1, T, C) float32 of one utterance; an error naming the table when it is missing,
+        has another width or holds NaN/inf."""
+        entry = self.table.get(uttid)
+        if entry is None:
+            raise ScpcError(f"{self.scp}: no features of utterance {uttid}")
+        x = torch.from_numpy(entry.read()).float()
+        if x.dim() != 2 or x.shape[1] != self.sizes[0] or x.shape[0] == 0:
+            raise ScpcError(f"{entry}: shape {tuple(x.shape)}, expected (frames, {self.sizes[0]})")
+        if not torch.isfinite(x).all():
+            raise ScpcError(f"{entry}: NaN or infinity in the features")
+        return x[None]
+
+    def forward(self, *args, **kwargs):
+        raise ScpcError(
+            f"{self.scp}: precomputed features cannot be computed from audio (fine-tuning or "
+            "audio augmentation needs a checkpoint upstream)"
+        )
+
+    encode = forward
 
 
 class Featurizer(nn.Module):
