@@ -9,7 +9,8 @@
 #   0 data: the mini corpus, or LibriSpeech train-clean-100, dev-clean/other, test-clean/other
 #     and librispeech-lm-norm.txt.gz (the BPE and LM text) downloaded and prepared
 #   1 representations of every part (steps/make_reps.sh: --nj scpc-a2r jobs; --pca K applies the
-#     model's pca_K.pt) into <upstream dir>/reps/{full|pca_K}/<part>/
+#     model's pca_K.pt) into <upstream dir>/reps/{full|pca_K}/<part>/ (with --rep-format kaldi
+#     Kaldi tables, <upstream dir>/reps/{full|pca_K}.kaldi/<part>/feats.scp)
 #   2 SentencePiece BPE of --vocab-size pieces on the training transcripts (mini) or the
 #     LibriSpeech LM corpus (real); 3 MVN statistics of the training representations
 #   4 short phase: a 2-layer BiLSTM CTC on 3-frame stacks of the N shortest utterances
@@ -31,6 +32,7 @@ model=cpc.mini-fbank  # exp/<model>/version_<version>/best.ckpt (from run.sh)
 version=0            # experiment version
 upstream=            # a baseline upstream instead of the model: fbank (80-dim log filter banks) or mfcc
 pca=                 # use the model's pca_<K>.pt projection (run.sh stage 4)
+rep_format=pt        # how stage 1 stores representations: pt (a file each) or kaldi (feats.scp)
 vocab_size=          # BPE pieces (default: the config's bpe.vocab_size)
 lm_order=            # word n-gram order, 0 for no LM (default: the config's lm.order)
 beam=                # beam width (default: the config's decode.beam)
@@ -75,7 +77,11 @@ if [ -n "$pca" ]; then
     { echo "$0: no $base/pca_$pca.pt; run ./run.sh --stage 4 --pca-dims $pca" >&2; exit 1; }
   pca_opt=(--pca-file $base/pca_$pca.pt); rep_name=pca$pca
 fi
-reps=$base/reps/$rep_name
+case $rep_format in
+  pt) reps=$base/reps/$rep_name ;;
+  kaldi) reps=$base/reps/$rep_name.kaldi; pca_opt+=(--format kaldi) ;;
+  *) echo "$0: --rep-format must be pt or kaldi, not '$rep_format'" >&2; exit 1 ;;
+esac
 if [ -z "$name" ]; then name=$rep_name; [ -z "$vocab_size" ] || name=$name.v$vocab_size; fi
 bl=$base/baseline/$name
 

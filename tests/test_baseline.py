@@ -205,6 +205,41 @@ def sets(tmp_path, tokenizer):
     return train, dev, data.compute_stats(train)
 
 
+def kaldi_table(reps, out):
+    """The set's representations as a Kaldi table (feats.scp + utt2num_frames) in ``out``."""
+    import kaldiio
+
+    out.mkdir(parents=True)
+    with kaldiio.WriteHelper(f"ark,scp:{out / 'feats.ark'},{out / 'feats.scp'}") as writer:
+        for utt, path in zip(reps.utts, reps.paths):
+            writer(utt, torch.load(path).numpy())
+    frames = "".join(f"{u} {len(torch.load(p))}\n" for u, p in zip(reps.utts, reps.paths))
+    (out / "utt2num_frames").write_text(frames)
+    return out
+
+
+def test_a_kaldi_table_trains_the_same_model_as_pt_files(tmp_path, tokenizer, sets):
+    train, dev, stats = sets
+    tables = [kaldi_table(s, tmp_path / "kaldi" / s.name) for s in (train, dev)]
+    ktrain = data.RepSet.open(tables[0], tmp_path / "data" / "train")
+    kdev = data.RepSet.open(tables[1] / "feats.scp", tmp_path / "data" / "dev")  # or the file
+    assert ktrain.frames == [len(torch.load(p)) for p in train.paths]
+    kstats = data.compute_stats(ktrain)
+    assert kstats["lengths"] == stats["lengths"]
+    torch.testing.assert_close(kstats["mean"], stats["mean"], atol=0, rtol=0)
+    losses = []
+    for name, (t, d) in {"pt": (train, dev), "kaldi": (ktrain, kdev)}.items():
+        PhaseTrainer(tiny_config(), "short", tmp_path / name, t, d, tokenizer, stats).fit()
+        rows = (tmp_path / name / "metrics.csv").read_text().splitlines()
+        header = rows[0].split(",")
+        cols = [header.index(c) for c in ("train_loss", "dev_loss")]
+        losses.append([float(r.split(",")[c]) for r in rows[1:] for c in cols])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    (tables[0] / "feats.scp").write_text("u1-000 " + str(tables[0] / "feats.ark") + ":9999999\n")
+    with pytest.raises(ScpcError, match=r"no representation of 11 of the 12"):
+        data.RepSet.open(tables[0], tmp_path / "data" / "train")
+
+
 def test_phase_trains_logs_and_keeps_the_dev_best_model(tmp_path, tokenizer, sets):
     train, dev, stats = sets
     bl = tmp_path / "bl"

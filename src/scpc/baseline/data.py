@@ -1,8 +1,10 @@
 """Representation sets with transcripts, MVN statistics, the short subset and batches.
 
-A set is a directory of ``<utt>.pt`` float32 ``(T, C)`` representations (``scpc-a2r``) and a
-Kaldi data dir whose ``text`` names the utterances and their words. Every utterance of
-``text`` must have a representation; extra representation files are ignored.
+A set is a directory of ``<utt>.pt`` float32 ``(T, C)`` representations (``scpc-a2r``), or a
+Kaldi table of them (a ``feats.scp``, given as the file or as a directory holding one:
+``scpc-a2r --format kaldi``'s, or Kaldi's own features), and a Kaldi data dir whose ``text``
+names the utterances and their words. Every utterance of ``text`` must have a
+representation; extra representations are ignored.
 """
 
 from __future__ import annotations
@@ -18,16 +20,25 @@ from torch.nn.utils.rnn import pad_sequence
 from scpc.data.datadir import DataDir, read_table
 from scpc.errors import ScpcError
 from scpc.io import load_torch
+from scpc.kaldi_tables import KaldiMatrix, is_scp, num_frames, read_scp
 from scpc.progress import progress_bar
 
 STATS_FORMAT = "scpc-baseline-mvn-1"
 MIN_STD = 1e-5  # a constant channel is centred, not blown up
 
 
-def load_rep(path: str | os.PathLike) -> torch.Tensor:
-    """One ``(T, C)`` float32 representation, checked."""
+Source = Path | KaldiMatrix  # where one utterance's representation is
+
+
+def load_rep(path: str | os.PathLike | KaldiMatrix) -> torch.Tensor:
+    """One ``(T, C)`` float32 representation (a ``.pt`` file or a Kaldi table's entry), checked."""
     try:
-        x = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(path, KaldiMatrix):
+            x = torch.from_numpy(path.read())
+        else:
+            x = torch.load(path, map_location="cpu", weights_only=True)
+    except ScpcError:
+        raise
     except FileNotFoundError:
         raise ScpcError(f"{path}: no such file") from None
     except Exception as e:
@@ -42,13 +53,16 @@ def load_rep(path: str | os.PathLike) -> torch.Tensor:
 
 @dataclass
 class RepSet:
-    """Utterances of a data dir's ``text`` with their representation files."""
+    """Utterances of a data dir's ``text`` with their representations (files or table
+    entries) and their frame counts where known without reading them (a table's
+    ``utt2num_frames``)."""
 
     name: str
     utts: list[str]
-    paths: list[Path]
+    paths: list[Source]
     texts: list[str]
     data_dir: Path
+    frames: list[int] | None = None
 
     @classmethod
     def open(cls, reps_dir: str | os.PathLike, data_dir: str | os.PathLike) -> RepSet:
@@ -56,20 +70,35 @@ class RepSet:
         table = read_table(data_dir / "text")
         if not table:
             raise ScpcError(f"{data_dir / 'text'}: no utterances")
-        if not reps_dir.is_dir():
-            raise ScpcError(f"{reps_dir}: no such representation directory")
-        present = {p.stem for p in reps_dir.glob("*.pt")}
-        missing = [u for u in table if u not in present]
+        scp = reps_dir if is_scp(reps_dir) else reps_dir / "feats.scp"
+        if not reps_dir.is_dir() and not is_scp(reps_dir):
+            raise ScpcError(f"{reps_dir}: no such representation directory or feats.scp")
+        sources: dict[str, Source]
+        if is_scp(scp):
+            sources = dict(read_scp(scp))
+            where = str(scp)
+        else:
+            sources = {p.stem: p for p in reps_dir.glob("*.pt")}
+            where = str(reps_dir)
+        missing = [u for u in table if u not in sources]
         if missing:
             raise ScpcError(
-                f"{reps_dir}: no representation of {len(missing)} of the {len(table)} "
+                f"{where}: no representation of {len(missing)} of the {len(table)} "
                 f"utterances of {data_dir / 'text'} (first: {missing[0]}); extract them with "
                 "scpc-a2r"
             )
         utts = list(table)
-        paths = [reps_dir / f"{u}.pt" for u in utts]
         texts = [" ".join(table[u].split()) for u in utts]
-        return cls(data_dir.name, utts, paths, texts, data_dir)
+        counts = num_frames(scp) if is_scp(scp) else None
+        frames = [counts[u] for u in utts] if counts and all(u in counts for u in utts) else None
+        return cls(data_dir.name, utts, [sources[u] for u in utts], texts, data_dir, frames)
+
+    def size(self, i: int) -> int:
+        """What inference batches are sorted by: frames, or a file's bytes (in proportion)."""
+        if self.frames is not None:
+            return self.frames[i]
+        path = self.paths[i]
+        return len(load_rep(path)) if isinstance(path, KaldiMatrix) else path.stat().st_size
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -83,6 +112,7 @@ class RepSet:
             [self.paths[i] for i in idx],
             [self.texts[i] for i in idx],
             self.data_dir,
+            [self.frames[i] for i in idx] if self.frames is not None else None,
         )
 
     def seconds_per_frame(self, frames: Sequence[int]) -> float:
@@ -176,5 +206,5 @@ def collate(items: list[tuple[torch.Tensor, list[int]]]):
 
 def eval_batches(reps: RepSet, batch_size: int) -> list[list[int]]:
     """Batches of indices for inference, by file size (frames) so that padding is small."""
-    order = sorted(range(len(reps)), key=lambda i: (reps.paths[i].stat().st_size, i))
+    order = sorted(range(len(reps)), key=lambda i: (reps.size(i), i))
     return [order[j : j + batch_size] for j in range(0, len(order), batch_size)]

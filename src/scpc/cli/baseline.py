@@ -247,13 +247,19 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=bpe)
     p = sub.add_parser("stats", help="MVN statistics of the training representations")
     p.add_argument("bl")
-    p.add_argument("reps", help="the training set's representation directory")
+    p.add_argument(
+        "reps", help="the training set's representation directory (<utt>.pt or feats.scp)"
+    )
     p.add_argument("data", help="the training set's Kaldi data dir (its text)")
     p.set_defaults(func=stats)
     p = sub.add_parser("train", help="train one phase (resumes an interrupted one)")
     p.add_argument("bl")
     p.add_argument("--phase", required=True, choices=("short", "full"))
-    p.add_argument("--reps", required=True, help="representations: REPS/<part>/<utt>.pt")
+    p.add_argument(
+        "--reps",
+        required=True,
+        help="representations: REPS/<part>/<utt>.pt, or a Kaldi table REPS/<part>/feats.scp",
+    )
     p.add_argument("--data", required=True, help="data dirs: DATA/<part>/text")
     p.add_argument("--train", required=True, help="the training part")
     p.add_argument("--dev", required=True, help="the validation part")
