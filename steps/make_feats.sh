@@ -5,16 +5,21 @@
 #   <feat-dir>/ext/utt2spk     <feat-dir>/frontend.json     <feat-dir>/.complete
 # The utterances are split over --nj jobs run through --cmd (logs in <feat-dir>/log). A re-run
 # resumes an interrupted one, skips a complete dir, and refuses a dir made with another front-end.
+# With --import-scp feats.scp, existing Kaldi features (fMLLR, MFCCs, ...) of the data dir's
+# utterances are copied in instead, under a front-end of kind "kaldi" (its size and frame shift,
+# from the frame_shift file beside the scp, else 10 ms); a model of another front-end refuses it.
 #
 # Usage: steps/make_feats.sh [--nj 2] [--cmd "$train_cmd"] [--frontend conf/feats/fbank-80.json] \
 #          <data-dir> <feat-dir>
 #   e.g. steps/make_feats.sh --nj 8 --frontend conf/feats/fbank-41.json data/mini/dev feats/fbank-41/dev
+#        steps/make_feats.sh --import-scp data/dev/feats.scp data/mini/dev feats/fmllr/dev
 set -euo pipefail
 # "declare": these two are not options, so --help does not list them
 declare root; root=$(cd "$(dirname "$0")/.." && pwd)
 nj=2                               # parallel jobs
 cmd=run_local.sh                   # job launcher, e.g. "$train_cmd" from cmd.sh
 frontend=conf/feats/fbank-80.json  # front-end config: conf/feats/{raw,fbank-41,fbank-80}.json
+import_scp=                        # import these Kaldi features (a feats.scp) instead
 declare help_message="Usage: $0 [options] <data-dir> <feat-dir>"
 . "$root/utils/parse_options.sh"
 [ $# -eq 2 ] || { echo "$help_message" >&2; exit 1; }
@@ -22,6 +27,10 @@ data=$1
 dir=$2
 . "$root/path.sh"  # scpc-feats, and utils/ for the launcher
 
+if [ -n "$import_scp" ]; then
+  scpc-feats --import-scp "$import_scp" "$data" "$dir"
+  exit 0
+fi
 [[ $nj =~ ^[1-9][0-9]*$ ]] || { echo "$0: --nj must be a positive integer, got '$nj'" >&2; exit 1; }
 # a relative front-end path may be relative to the repository instead of the current dir
 [ -f "$frontend" ] || [ ! -f "$root/$frontend" ] || frontend=$root/$frontend

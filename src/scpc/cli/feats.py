@@ -3,6 +3,9 @@
 With --job J --num-jobs N it computes the J-th of N contiguous shares of the utterances,
 skipping those already done; a final call without --job checks that every utterance is done
 (computing any that are not) and marks the dir complete.
+
+With --import-scp FEATS_SCP it copies existing Kaldi features of the data dir's utterances
+instead (one process), recording a front-end of kind ``kaldi``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only check the front-end, the data dir and an existing feature dir's front-end",
     )
+    p.add_argument(
+        "--import-scp",
+        metavar="FEATS_SCP",
+        help="import the utterances' features from this Kaldi feats.scp instead of computing them",
+    )
     p.add_argument("--job", type=int, help="this job's number, 1..--num-jobs")
     p.add_argument("--num-jobs", type=int, default=1, help="number of parallel jobs")
     p.add_argument("data_dir", help="Kaldi data dir with wav.scp (+ segments, ali.txt)")
@@ -36,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.job is not None and not 1 <= args.job <= args.num_jobs:
         p.error(f"--job must lie in 1..{args.num_jobs}")
 
+    if args.import_scp is not None:
+        written, skipped = featdir.import_scp(args.import_scp, args.data_dir, args.feat_dir)
+        print(
+            f"{args.feat_dir}: {written} utterances imported from {args.import_scp}, {skipped} already there"
+        )
+        return 0
     config = load_frontend_config(args.frontend)
     if args.check:
         featdir.check(args.data_dir, args.feat_dir, config)

@@ -6,6 +6,7 @@ Layout of ``FEAT_DIR``::
     ali/<utt>.pt      long (T,) frame labels, for the utterances in the data dir's ali.txt
     ext/utt2spk       copied from the data dir
     frontend.json     the front-end config (canonical JSON); a dir holds one front-end only
+                      (``{"name": "kaldi", ...}`` for features imported from a Kaldi table)
     .complete         written once every utterance's files exist
 
 Parallel jobs each take a contiguous share of the utterances and skip those already done,
@@ -26,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from scpc import audio
 from scpc.data.alignment import FRAME_SHIFT, read_alignments
-from scpc.data.datadir import DataDir, audio_entries
+from scpc.data.datadir import DataDir, audio_entries, read_table
 from scpc.errors import ScpcError
 from scpc.frontend import check_config, frontend_from_config
 from scpc.io import atomic_path, atomic_write
+from scpc.kaldi_tables import frame_shift, read_scp
 from scpc.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -194,6 +196,72 @@ def _compute(
                 _save(labels, feat_dir / "ali" / f"{utt}.pt")
             _save(feats[0, :num].float(), feat_dir / "feat" / f"{utt}.pt")
             bar.update()
+
+
+def kaldi_frontend(scp: str | os.PathLike, num_features: int) -> dict[str, Any]:
+    """The ``kaldi`` front-end config of the features in ``scp``."""
+    return {
+        "name": "kaldi",
+        "num_features": num_features,
+        "frame_shift_ms": round(frame_shift(scp) * 1000, 6),
+    }
+
+
+def import_scp(
+    scp: str | os.PathLike, data_dir: str | os.PathLike, feat_dir: str | os.PathLike
+) -> tuple[int, int]:
+    """The features of a data dir's utterances from a Kaldi feats.scp (fMLLR, MFCCs, ...) into a
+    feature dir recorded with a ``kaldi`` front-end (``steps/make_feats.sh --import-scp``);
+    the data dir's ali.txt becomes ali/ at the features' frame rate. Returns (written,
+    skipped); a re-run skips what is there, and a dir of another front-end is refused."""
+    d, feat_dir = DataDir(data_dir), Path(feat_dir)
+    table = read_scp(scp)
+    if d.has("wav.scp"):
+        utts = [e[0] for e in audio_entries(d)]
+    elif d.has("utt2spk"):
+        utts = list(read_table(d.file("utt2spk")))
+    else:
+        raise ScpcError(f"{d.path}: neither wav.scp nor utt2spk lists the utterances")
+    missing = [u for u in utts if u not in table]
+    if missing:
+        raise ScpcError(
+            f"{scp}: no features of {len(missing)} of the {len(utts)} utterances of {d.path} "
+            f"(first: {missing[0]})"
+        )
+    first = table[utts[0]].read()
+    if first.ndim != 2:
+        raise ScpcError(f"{table[utts[0]]}: expected a (frames, features) matrix")
+    config = kaldi_frontend(scp, int(first.shape[1]))
+    if is_complete(feat_dir, config):
+        return 0, len(utts)
+    _claim(feat_dir, config)
+    alis = dict(read_alignments(d.file("ali.txt"))) if d.has("ali.txt") else {}
+    shift = round(config["frame_shift_ms"] * audio.SAMPLE_RATE / 1000)
+    todo = [
+        u
+        for u in utts
+        if not (feat_dir / "feat" / f"{u}.pt").exists()
+        or (u in alis and not (feat_dir / "ali" / f"{u}.pt").exists())
+    ]
+    import torch
+
+    for utt in progress_bar(todo, desc=f"import {feat_dir.name}", unit="utt"):
+        x = torch.from_numpy(table[utt].read()).float()
+        if x.dim() != 2 or x.shape[1] != config["num_features"] or x.shape[0] == 0:
+            raise ScpcError(
+                f"{table[utt]}: shape {tuple(x.shape)}, expected (frames, {config['num_features']})"
+            )
+        if not torch.isfinite(x).all():
+            raise ScpcError(f"{table[utt]}: NaN or infinity in the features")
+        if utt in alis:
+            try:
+                labels = frame_labels(alis[utt], len(x), shift)
+            except ScpcError as e:
+                raise ScpcError(f"{d.file('ali.txt')}: {utt}: {e}") from None
+            _save(labels, feat_dir / "ali" / f"{utt}.pt")
+        _save(x, feat_dir / "feat" / f"{utt}.pt")
+    finalize(d, feat_dir, utts, set(alis))
+    return len(todo), len(utts) - len(todo)
 
 
 def finalize(d: DataDir, feat_dir: Path, utts: Sequence[str], ali_utts: set[str]) -> None:

@@ -11,7 +11,10 @@ verbatim in checkpoints and feature dirs:
 - ``{"name": "online_mel", ...}``: s3prl's on-the-fly log mel / linear features of Mockingjay,
   TERA and AALBERT (see :mod:`scpc.frontend.online_mel`);
 - ``{"name": "nemo_mel", ...}``: NeMo's log-mel features of SPIRAL (see
-  :mod:`scpc.frontend.nemo_mel`).
+  :mod:`scpc.frontend.nemo_mel`);
+- ``{"name": "kaldi", "num_features": F, "frame_shift_ms": 10}``: features imported from a
+  Kaldi table (``steps/make_feats.sh --import-scp``); it describes them but cannot compute
+  them from audio.
 
 Importing this package does not import torch (checking a config needs none); building a
 front-end, or asking for :class:`Frontend`, does.
@@ -55,6 +58,10 @@ def frontend_from_config(config: dict[str, Any]) -> Frontend:
         from scpc.frontend.nemo_mel import NemoMelFrontend
 
         return NemoMelFrontend(config)
+    if name == "kaldi":
+        from scpc.frontend.base import KaldiFeatures
+
+        return KaldiFeatures(config)
     if name == "mfcc":
         from scpc.frontend.mfcc import MfccFrontend
 

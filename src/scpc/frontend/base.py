@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from scpc.errors import ScpcError
-from scpc.frontend.config import check_input_scale
+from scpc.frontend.config import check_input_scale, kaldi_settings
 from scpc.masks import frame_mask, utterance_cmvn
 
 WAVE_NORM_EPS = 1e-7  # raw-norm: the waveform standardised per utterance
@@ -59,6 +59,26 @@ class FramedFrontend(Frontend):
         if num == 0:
             return wav.new_zeros(wav.shape[0], 0, self.feat_size), out_lens
         return self.features(wav, lens, out_lens, num).to(wav.dtype), out_lens
+
+
+class KaldiFeatures(Frontend):
+    """Features imported from a Kaldi table (fMLLR, MFCC, ... by Kaldi's own programs): their
+    size and frame shift are known, so a feature dir of them trains a model, but they cannot
+    be computed from audio; a model trained on them reads imported features only."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = dict(config)
+        self.feat_size, self.frame_shift = kaldi_settings(config)
+
+    def num_frames(self, num_samples):
+        return num_samples // self.frame_shift
+
+    def forward(self, wav: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise ScpcError(
+            "front-end 'kaldi': these features were imported from a Kaldi table "
+            "(steps/make_feats.sh --import-scp) and cannot be computed from audio"
+        )
 
 
 def check_batch(wav: torch.Tensor, lens: torch.Tensor) -> None:

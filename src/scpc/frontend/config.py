@@ -181,7 +181,7 @@ def stft_settings(config: dict[str, Any]) -> StftSettings:
     )
 
 
-FRONTENDS = ("raw", "stft", "mfcc", "online_mel", "nemo_mel")
+FRONTENDS = ("raw", "stft", "mfcc", "online_mel", "nemo_mel", "kaldi")
 
 NEMO_MEL_DEFAULTS: dict[str, Any] = {  # NeMo's FilterbankFeatures (SPIRAL's fork)
     "n_window_size": 320,
@@ -271,6 +271,26 @@ def check_input_scale(config: dict[str, Any]) -> float:
     return float(scale)
 
 
+def kaldi_settings(config: dict[str, Any]) -> tuple[int, int]:
+    """(features, samples per frame) of a ``kaldi`` front-end: features imported from a Kaldi
+    table (``steps/make_feats.sh --import-scp``), described but not computable from audio."""
+    extra = sorted(set(config) - {"name", "num_features", "frame_shift_ms"})
+    if extra:
+        raise _fail(f"unknown key {extra[0]!r} in the 'kaldi' front-end")
+    num = config.get("num_features")
+    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+        raise _fail(
+            f"'num_features' of the 'kaldi' front-end must be a positive integer, got {num!r}"
+        )
+    shift = config.get("frame_shift_ms")
+    if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not shift > 0:
+        raise _fail(f"'frame_shift_ms' of the 'kaldi' front-end must be positive, got {shift!r}")
+    samples = shift * SAMPLE_RATE / 1000
+    if abs(samples - round(samples)) > 1e-6:
+        raise _fail(f"a frame shift of {shift} ms is not a whole number of 16 kHz samples")
+    return num, round(samples)
+
+
 def check_config(config: Any) -> str:
     """Check a front-end config; return its name."""
     if not isinstance(config, dict):
@@ -296,6 +316,8 @@ def check_config(config: Any) -> str:
         online_mel_settings(config)
     if name == "nemo_mel":
         nemo_mel_settings(config)
+    if name == "kaldi":
+        kaldi_settings(config)
     if name == "mfcc":
         extra = sorted(set(config) - {"name", "num_ceps", "fbank"})
         if extra:
