@@ -49,6 +49,21 @@ def main(argv: list[str] | None = None) -> int:
     ml.add_argument("corpus")
     ml.add_argument("dest")
 
+    fl = sub.add_parser("from-lhotse", help="lhotse manifests to a Kaldi data dir")
+    fl.add_argument("recordings", help="recordings.jsonl.gz (a lhotse RecordingSet)")
+    fl.add_argument("supervisions", help="supervisions.jsonl.gz (a lhotse SupervisionSet)")
+    fl.add_argument("out_dir")
+    fl.add_argument("--cuts", help="cuts.jsonl.gz: their features become OUT_DIR/feats.scp")
+    fl.add_argument("--phones", help="the phone table of the alignments (default: scpc's)")
+
+    tl = sub.add_parser("to-lhotse", help="a Kaldi data dir to lhotse manifests")
+    tl.add_argument("data_dir")
+    tl.add_argument("out", help="directory of recordings/supervisions/cuts.jsonl.gz")
+    tl.add_argument(
+        "--feats",
+        help="the cuts' features: a feature dir or feats.scp (default: DATA_DIR/feats.scp)",
+    )
+
     args = p.parse_args(argv)
     if args.cmd == "librispeech":
         print(librispeech.prepare_part(args.src, args.dest))
@@ -70,6 +85,16 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(speech_commands.prepare(args.root, args.dest, args.test_root)))
     elif args.cmd == "voxceleb1":
         print("\n".join(voxceleb.prepare(args.root, args.dest, args.trials)))
+    elif args.cmd == "from-lhotse":
+        from scpc.data.lhotse_manifests import from_lhotse
+
+        n = from_lhotse(args.recordings, args.supervisions, args.out_dir, args.cuts, args.phones)
+        print(f"{args.out_dir}: {n} utterances")
+    elif args.cmd == "to-lhotse":
+        from scpc.data.lhotse_manifests import to_lhotse
+
+        counts = to_lhotse(args.data_dir, args.out, args.feats)
+        print(f"{args.out}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     elif args.cmd == "verify-mini":
         print(f"{args.corpus}: {mini.verify_manifest(args.corpus)} files match {mini.MANIFEST}")
     elif args.cmd == "mini-layouts":
