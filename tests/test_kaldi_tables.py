@@ -71,8 +71,10 @@ def test_a2r_without_jobs_merges_its_one_part(tmp_path, mini_data, ckpt, capsys)
     ]
     assert a2r.main([*args, str(ckpt), str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "feats.1.ark", "feats.1.scp", "feats.scp", "utt2num_frames", "utt2num_frames.1"
+        "feats.1.ark", "feats.1.scp", "feats.scp", "frame_shift", "utt2num_frames",
+        "utt2num_frames.1",
     ]  # fmt: skip
+    assert (out / "frame_shift").read_text() == "0.01\n"  # Kaldi's, in seconds
     mats = dict(kaldiio.load_scp_sequential(str(out / "feats.scp")))
     assert len(mats) == 72 and all(m.dtype == np.float64 for m in mats.values())
 
