@@ -161,9 +161,18 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   else
     [ -n "$nproc" ] || { nproc=$ngpu; [ $nproc -gt 0 ] || nproc=1; }
     echo "$nodes x $nproc process(es) through \$cuda_cmd ($cuda_cmd); log: $em/log/train.log"
-    $cuda_cmd --gpu $ngpu --nodes $nodes --procs-per-node $nproc $em/log/train.log \
-      scpc-train $em/model.yaml $train_feats $valid_feats ||
-      { echo "$0: training failed or stopped; see $em/log/train.log (run again to resume)" >&2; exit 1; }
+    if ! $cuda_cmd --gpu $ngpu --nodes $nodes --procs-per-node $nproc $em/log/train.log \
+        scpc-train $em/model.yaml $train_feats $valid_feats; then
+      # a re-run helps only when training was stopped, not when it failed
+      why=$(grep -E '^scpc-train: ' $em/log/train.log | tail -n 1 || true)
+      case $why in
+        *"run again to resume"*) echo "$0: ${why#scpc-train: }" >&2 ;;
+        "") echo "$0: training did not finish (killed?); see $em/log/train.log; run again to resume" >&2 ;;
+        *) echo "$0: training failed: ${why#scpc-train: } (see $em/log/train.log)" >&2 ;;
+      esac
+      exit 1
+    fi
+    [ -f $em/best.ckpt ] || { echo "$0: training ended without $em/best.ckpt; see $em/log/train.log" >&2; exit 1; }
     # the local launcher showed the log on a terminal; elsewhere, its last lines
     [ -t 1 ] || grep -E 'epoch [0-9]+ step|done' $em/train.log | tail -n 3 || true
     touch $em/.train_complete

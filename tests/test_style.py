@@ -19,7 +19,19 @@ LAYERS = (
     ("cli", "hub.__main__"),
     ("baseline", "downstream", "train", "hub", "extract", "pca", "modelinfo", "importers"),
     ("models", "objectives", "data", "eval", "nn", "tables"),
-    ("frontend", "audio", "io", "config", "errors", "masks", "progress", "malloc", "kaldi_tables"),
+    (
+        "frontend",
+        "audio",
+        "io",
+        "config",
+        "errors",
+        "masks",
+        "progress",
+        "malloc",
+        "kaldi_tables",
+        "locks",
+        "processes",
+    ),
 )
 
 

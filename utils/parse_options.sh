@@ -9,7 +9,8 @@
 # first argument that is not an option (or at "--"), and leaves the rest in "$@".
 # "--help" prints $help_message (if set) and every option with its default and comment.
 # "--config FILE" sources FILE (lines like nj=8) before later options are applied.
-# An option whose default is true or false only takes true or false.
+# An option whose default is true or false only takes true or false; one whose default is an
+# integer only takes integers.
 
 __po_script=${0}
 __po_help() {
@@ -50,6 +51,10 @@ while [ $# -gt 0 ]; do
       *) echo "$__po_script: $__po_name takes true or false, got '$__po_value'" >&2; exit 1 ;;
       esac ;;
   esac
+  # an option whose default is an integer (--stage, --nj, --version, ...) takes integers only
+  if [[ ${!__po_var} =~ ^-?[0-9]+$ ]] && [[ ! $__po_value =~ ^-?[0-9]+$ ]]; then
+    echo "$__po_script: $__po_name takes an integer, got '$__po_value'" >&2; exit 1
+  fi
   printf -v "$__po_var" '%s' "$__po_value"
   shift "$__po_shift"
 done

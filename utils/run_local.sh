@@ -10,7 +10,8 @@
 # torchrun --standalone (one distributed job), and --mem, --gpu, --time, --config and any
 # other option are accepted and ignored, so that cmd.sh can switch launchers. On failure it
 # says "run_local.sh: F / N jobs failed, log is in <log>" on stderr and exits 1. An interrupt
-# or TERM stops every job; their logs say so.
+# or TERM stops every job; their logs say so. A SIGKILL of this script stops scpc's commands
+# too (they watch SCPC_LAUNCHER_PID).
 set -uo pipefail
 
 launcher_prog=run_local.sh
@@ -31,6 +32,9 @@ interrupted() {
 }
 trap interrupted INT TERM
 
+# every scpc command watches this pid and stops when it is gone (scpc.processes): a SIGKILL
+# of this script, which cannot be passed on, still ends its jobs
+export SCPC_LAUNCHER_PID=$$
 pids=()
 for (( n = launcher_first; n <= launcher_last; n++ )); do
   if [ "$max_jobs_run" -gt 0 ]; then

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import subprocess
 
 import numpy as np
@@ -34,6 +35,38 @@ def _open(entry: str) -> tuple[str, io.BytesIO | str]:
     return entry, entry
 
 
+def wav_shortfall(source: io.BytesIO | str) -> tuple[int, int] | None:
+    """(declared, present) bytes of a RIFF/RIFX WAVE file's data chunk when the file ends
+    before it does (a copy or download cut short), else None. libsndfile reads such a file
+    without complaint, giving only the frames that are there. A streamed WAV's unknown size
+    (0 or 0xFFFFFFFF, as ``sox ... -t wav -`` writes) is not checked."""
+    f = open(source, "rb") if isinstance(source, str) else source
+    pos = f.tell()
+    try:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+            return None
+        order = "<" if head[:4] == b"RIFF" else ">"
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            size = struct.unpack(order + "I", chunk[4:])[0]
+            if chunk[:4] == b"data":
+                if size in (0, 0xFFFFFFFF):
+                    return None
+                start = f.tell()
+                f.seek(0, io.SEEK_END)
+                present = f.tell() - start
+                return (size, present) if present < size else None
+            f.seek(size + (size & 1), io.SEEK_CUR)
+    finally:
+        if isinstance(source, str):
+            f.close()
+        else:
+            f.seek(pos)
+
+
 def read_audio(
     entry: str,
     sample_rate: int = SAMPLE_RATE,
@@ -48,6 +81,12 @@ def read_audio(
     explicit ``channel``. ``start``/``end`` (seconds) cut a segment, as Kaldi's segments file.
     """
     name, source = _open(entry)
+    short = wav_shortfall(source)
+    if short is not None:
+        raise ScpcError(
+            f"{name}: truncated WAV: its header declares {short[0]} bytes of audio, the file "
+            f"holds {short[1]}"
+        )
     try:
         with sf.SoundFile(source) as f:
             sr, floating = f.samplerate, f.subtype in ("FLOAT", "DOUBLE")

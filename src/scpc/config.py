@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
+import math
 import os
 import sys
 from typing import Any
@@ -122,6 +123,9 @@ DEFAULTS: Config = {
         "early_stopping_threshold": None,  # minimum val-loss improvement; null: no early stop
         "early_stopping_patience": 10,  # epochs without such an improvement before stopping
         "checkpoint_every_steps": 50,  # last.ckpt interval inside an epoch
+        # steps in a row whose loss or gradient is NaN/inf (each skipped, logged with its
+        # utterances) before training stops, last.ckpt holding the last finite state
+        "max_nonfinite_steps": 10,
         # also keep the inference model every E epochs as checkpoints/epoch<N>.ckpt, with its
         # training time (learning curves: local/zrc_run.sh --checkpoints); 0: none
         "keep_checkpoint_every_epochs": 0,
@@ -238,7 +242,50 @@ def defaults() -> Config:
     return copy.deepcopy(DEFAULTS)
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# Ranges of numeric keys by their last name, in every config (model, SUPERB, baseline): a value
+# out of range fails when the config is read (scpc-config check), not hours into a run.
+RANGES: dict[str, tuple[Any, str]] = {
+    "learning_rate": (lambda v: _number(v) and v > 0, "a positive finite number"),
+    "upstream_learning_rate": (lambda v: _number(v) and v > 0, "a positive finite number"),
+    "weight_decay": (lambda v: _number(v) and v >= 0, "a finite number >= 0"),
+    "grad_clip_norm": (lambda v: _number(v) and v > 0, "a positive finite number (or null)"),
+    "batch_seconds": (lambda v: _number(v) and v > 0, "a positive finite number (or null)"),
+    "dropout_prob": (lambda v: _number(v) and 0 <= v < 1, "in [0, 1)"),
+    "max_steps": (lambda v: v >= 0, "0 or more (or null)"),
+    "warmup_steps": (lambda v: v >= 0, "0 or more"),
+    "num_workers": (lambda v: v >= 0, "0 or more"),
+    **{
+        k: (lambda v: v >= 1, "at least 1")
+        for k in (
+            "batch_size",
+            "eval_batch_size",
+            "max_epochs",
+            "accumulate_grad_batches",
+            "checkpoint_every_steps",
+            "eval_every_steps",
+            "log_every_steps",
+            "early_stopping_patience",
+            "max_nonfinite_steps",
+        )
+    },
+}
+
+
 def _check(value: Any, default: Any, key: str, source: str) -> Any:
+    value = _check_type(value, default, key, source)
+    rule = RANGES.get(key.rsplit(".", 1)[-1])
+    if rule is not None and value is not None and not isinstance(value, dict):
+        ok, what = rule
+        if not _number(value) or not ok(value):
+            raise ScpcError(f"{source}: {key} must be {what}, not {value!r}")
+    return value
+
+
+def _check_type(value: Any, default: Any, key: str, source: str) -> Any:
     if key in _FREE:
         return value
     if isinstance(default, dict):

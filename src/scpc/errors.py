@@ -16,3 +16,11 @@ class StoppedBySignal(Exception):
             "run again to resume"
         )
         self.signum = signum
+
+
+def crlf_error(path: object, lineno: int) -> ScpcError:
+    """Every reader of a Kaldi-style text table refuses Windows line endings alike (Python
+    would drop the \r where awk and Kaldi keep it in the last field)."""
+    return ScpcError(
+        f"{path}:{lineno}: Windows (CRLF) line ending; convert the file first: sed -i 's/\\r$//' {path}"
+    )

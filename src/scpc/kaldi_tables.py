@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scpc.errors import ScpcError
+from scpc.errors import ScpcError, crlf_error
 
 
 def is_scp(path: str | os.PathLike) -> bool:
@@ -47,8 +47,10 @@ def read_scp(path: str | os.PathLike) -> dict[str, KaldiMatrix]:
     naming the line."""
     path = Path(path)
     out: dict[str, KaldiMatrix] = {}
-    with open(path) as f:
+    with open(path, newline="") as f:
         for n, line in enumerate(f, 1):
+            if line.endswith("\r\n"):
+                raise crlf_error(path, n)
             if not line.strip():
                 continue
             parts = line.rstrip("\n").split(maxsplit=1)

@@ -26,6 +26,7 @@ from scpc.audio import SAMPLE_RATE
 from scpc.cli.common import run
 from scpc.data.featdir import job_share
 from scpc.errors import ScpcError
+from scpc.locks import LOCK, ExperimentLock
 from scpc.models import inference
 from scpc.nn.amp import CHOICES as AMP_CHOICES
 
@@ -133,9 +134,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ScpcError("two inputs have the same utterance id (a Kaldi table's key)")
     elif len({extract.output_path(out_dir, u, job.fmt) for u in utts}) != len(utts):
         raise ScpcError("two inputs map to the same output file")
-    s = extract.extract_all(job, utts, args.nj, args.overwrite)
-    if fmt == extract.KALDI and args.job is None:
-        extract.merge_kaldi_parts(out_dir)
+    # one writer per output dir; the jobs of one extraction (--job J) each hold their own share
+    lock = LOCK if args.job is None else f"{LOCK}.{args.job}"
+    with ExperimentLock(out_dir, "scpc-a2r", lock):
+        s = extract.extract_all(job, utts, args.nj, args.overwrite)
+        if fmt == extract.KALDI and args.job is None:
+            extract.merge_kaldi_parts(out_dir)
     wall = time.perf_counter() - start
     audio_s = s.samples / SAMPLE_RATE
     rtf = f"{wall / audio_s:.4f}" if audio_s else "-"

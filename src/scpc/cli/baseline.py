@@ -28,6 +28,7 @@ from pathlib import Path
 from scpc.cli.common import add_override_option, run
 from scpc.errors import ScpcError
 from scpc.io import atomic_write
+from scpc.locks import ExperimentLock
 from scpc.tables import aligned
 
 
@@ -86,13 +87,14 @@ def train(args) -> int:
     reps, data = Path(args.reps), Path(args.data)
     train_set = RepSet.open(reps / args.train, data / args.train)
     dev_set = RepSet.open(reps / args.dev, data / args.dev)
-    trainer = PhaseTrainer(
-        cfg, phase=args.phase, bl_dir=bl, train=train_set, dev=dev_set, tokenizer=tok, stats=mvn
-    )
     init = bl / "short" / "best.pt" if args.phase == "full" else None
     if init is not None and not init.is_file():
         raise ScpcError(f"{init}: no such file (train the short phase first)")
-    trainer.fit(init)
+    with ExperimentLock(bl, f"scpc-baseline train --phase {args.phase}"):
+        trainer = PhaseTrainer(
+            cfg, phase=args.phase, bl_dir=bl, train=train_set, dev=dev_set, tokenizer=tok, stats=mvn
+        )
+        trainer.fit(init)
     return 0
 
 
@@ -144,31 +146,32 @@ def decode(args) -> int:
     if done.get(key) == json.loads(json.dumps(signature)) and table_file.is_file():
         sys.stdout.write(f"WER (%) of {bl}\n{table_file.read_text()}")
         return 0
-    with dec.Decoder(
-        model,
-        vocab=vocab,
-        lm=lm_model,
-        prune=d["prune"],
-        nj=args.nj,
-        batch_size=d["batch_size"],
-        device=device,
-    ) as de:
-        results = dec.run(
-            de,
-            out_dir=bl / "decode",
-            dev=dev,
-            evals=evals,
-            beam=beam,
-            lm_order=order,
-            lm_weights=d["lm_weights"],
-            word_bonuses=d["word_bonuses"],
-            provenance={"model": str(model_path), "lm": args.lm, **provenance},
-            done=(key, signature),
-        )
-    table = dec.wer_table(results, names)
-    with atomic_write(table_file) as f:
-        f.write(table)
-    sys.stdout.write(f"WER (%) of {bl}\n{table}")
+    with ExperimentLock(bl, "scpc-baseline decode"):
+        with dec.Decoder(
+            model,
+            vocab=vocab,
+            lm=lm_model,
+            prune=d["prune"],
+            nj=args.nj,
+            batch_size=d["batch_size"],
+            device=device,
+        ) as de:
+            results = dec.run(
+                de,
+                out_dir=bl / "decode",
+                dev=dev,
+                evals=evals,
+                beam=beam,
+                lm_order=order,
+                lm_weights=d["lm_weights"],
+                word_bonuses=d["word_bonuses"],
+                provenance={"model": str(model_path), "lm": args.lm, **provenance},
+                done=(key, signature),
+            )
+        table = dec.wer_table(results, names)
+        with atomic_write(table_file) as f:
+            f.write(table)
+        sys.stdout.write(f"WER (%) of {bl}\n{table}")
     return 0
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from scpc.errors import ScpcError, StoppedBySignal
 from scpc.malloc import fix_mmap_threshold
+from scpc.processes import watch_launcher
 
 
 def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
@@ -16,6 +17,7 @@ def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None =
     training stopped by a signal (state saved) exit status 128 + the signal."""
     prog = os.path.basename(sys.argv[0])
     fix_mmap_threshold()  # tensors of changing shapes: see scpc.malloc
+    watch_launcher()  # end with utils/run_local.sh, even when it is SIGKILLed
     try:
         sys.exit(main(argv) or 0)
     except ScpcError as e:

@@ -26,6 +26,7 @@ import yaml
 
 from scpc.cli.common import add_override_option, run
 from scpc.errors import ScpcError
+from scpc.locks import ExperimentLock
 from scpc.tables import aligned
 
 
@@ -77,8 +78,9 @@ def train(args) -> int:
         if comparable(old) == comparable(cfg):
             print(summary_line(read_results(done), out))
             return 0
-    trainer = SuperbTrainer(task, cfg, args.upstream, out, root=args.root)
-    results = trainer.fit(until=args.until_step)
+    with ExperimentLock(out, "scpc-superb train"):
+        trainer = SuperbTrainer(task, cfg, args.upstream, out, root=args.root)
+        results = trainer.fit(until=args.until_step)
     if results is None:
         print(f"{task.name}: stopped at step {trainer.step} of {cfg['train']['max_steps']}; {out}")
     else:

@@ -20,10 +20,13 @@ the signal's number (143, 138).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 from pathlib import Path
 
 from scpc import config as cfg
 from scpc.cli.common import run
+from scpc.locks import ExperimentLock
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,14 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     from scpc.train.loop import Trainer  # torch import after argument errors
 
     config = cfg.load(args.model_yaml)
-    trainer = Trainer(
-        config,
-        args.train_dir,
-        args.val_dir,
-        args.exp_dir or args.model_yaml.parent,
-        quiet=args.quiet,
-    )
-    trainer.fit()
+    exp = args.exp_dir or args.model_yaml.parent
+    # one writer per experiment: the first process of a DDP run holds the lock for all
+    first = os.environ.get("RANK", "0") == "0"
+    with ExperimentLock(exp, "scpc-train") if first else contextlib.nullcontext():
+        trainer = Trainer(config, args.train_dir, args.val_dir, exp, quiet=args.quiet)
+        trainer.fit()
     return 0
 
 

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from scpc.errors import ScpcError
+from scpc.errors import ScpcError, crlf_error
 from scpc.io import atomic_write
 
 SILENCE = "SIL"
@@ -147,8 +147,10 @@ def read_items(path: str | os.PathLike) -> list[Item]:
 
 def _fields(path: str | os.PathLike) -> Iterator[tuple[int, list[str]]]:
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8", newline="") as f:
             for lineno, line in enumerate(f, 1):
+                if line.endswith("\r\n"):
+                    raise crlf_error(path, lineno)
                 fields = line.split()
                 if fields:
                     yield lineno, fields

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scpc import audio
-from scpc.errors import ScpcError
+from scpc.errors import ScpcError, crlf_error
 from scpc.io import atomic_write
 
 # Tables keyed by utterance that every utterance must appear in, when the table exists.
@@ -49,7 +49,8 @@ def read_table(path: str | os.PathLike, check_sorted: bool = True) -> OrderedDic
     path = Path(path)
     table: OrderedDict[str, str] = OrderedDict()
     try:
-        lines = path.read_text(encoding="utf-8").split("\n")
+        with open(path, encoding="utf-8", newline="") as f:  # newline="": see a \r
+            lines = f.read().split("\n")
     except FileNotFoundError:
         raise ScpcError(f"{path}: no such file") from None
     except UnicodeDecodeError as e:
@@ -58,6 +59,8 @@ def read_table(path: str | os.PathLike, check_sorted: bool = True) -> OrderedDic
         lines.pop()
     prev = None
     for lineno, line in enumerate(lines, 1):
+        if line.endswith("\r"):
+            raise crlf_error(path, lineno)
         fields = line.split(maxsplit=1)
         if not fields:
             raise ScpcError(f"{path}:{lineno}: empty line")

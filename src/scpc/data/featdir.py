@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from scpc import audio
 from scpc.data.alignment import FRAME_SHIFT, read_alignments
-from scpc.data.datadir import DataDir, audio_entries, read_table
+from scpc.data.datadir import DataDir, audio_entries, read_table, validate
 from scpc.errors import ScpcError
 from scpc.frontend import check_config, frontend_from_config
 from scpc.io import atomic_path, atomic_write
@@ -61,6 +61,8 @@ def check(data_dir: str | os.PathLike, feat_dir: str | os.PathLike, config: dict
     d = DataDir(data_dir)
     if not d.has("wav.scp"):
         raise ScpcError(f"{d.file('wav.scp')}: no such file")
+    # what utils/validate_data_dir.sh rejects is rejected here too (audio is read later)
+    validate(d.path, text=False, check_audio=False)
     check_config(config)
     if (Path(feat_dir) / FRONTEND_JSON).exists():
         check_frontend(Path(feat_dir), config)

@@ -18,6 +18,7 @@ process agrees on that step, last.ckpt is written, and fit() raises StoppedBySig
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -77,6 +78,15 @@ class Progress:
     stream: dict[str, dict[str, int]] = field(default_factory=dict)
     # wall-clock seconds of training and validation so far, over resumes (learning curves)
     train_seconds: float = 0.0
+
+
+def utterance_ids(ds, items) -> list[str]:
+    """The utterance ids of a batch's dataset items (index, or a stream's (id, speaker))."""
+    out = []
+    for item in items:
+        key = item[2]
+        out.append(str(key[0]) if isinstance(key, (tuple, list)) else str(ds.uttids[int(key)]))
+    return out
 
 
 class Trainer:
@@ -153,6 +163,11 @@ class Trainer:
             else None
         )
         self.progress = Progress()
+        # non-finite steps: the current group's utterances, whether its losses were finite,
+        # and how many steps in a row were skipped
+        self._group_utts: list[str] = []
+        self._group_finite = True
+        self._nonfinite_steps = 0
         self.stop = StopSignals()
         self.metrics = MetricsLog(self.exp / "metrics.csv", tensorboard=self.exp / "tb")
         self.state = TrainingState(self.exp / "last.ckpt", STATE_FORMAT, "an scpc training state")
@@ -513,14 +528,13 @@ class Trainer:
                     out = self._forward(module, chunks, chunk_lens, spk, g, utt_seeds)
                     loss = out["loss"] * share / group_size
                     self.scaler.scale(loss).backward()
-                if not torch.isfinite(out["loss"]):
-                    raise ScpcError(
-                        f"non-finite training loss at epoch {p.epoch}, batch {b}; lower the "
-                        "learning rate or set training.grad_clip_norm"
-                    )
-                p.window["loss"] += float(out["loss"].detach())
-                p.window["acc"] += float(out["accuracy"])
-                p.window["n"] += 1
+                self._group_utts += utterance_ids(self.train_ds, items)
+                if torch.isfinite(out["loss"]):
+                    p.window["loss"] += float(out["loss"].detach())
+                    p.window["acc"] += float(out["accuracy"])
+                    p.window["n"] += 1
+                else:  # the group's step is skipped (_optimizer_step)
+                    self._group_finite = False
                 audio += float(chunk_lens.sum())
                 p.batch += 1
                 # no refresh of its own: a log file gets a line per mininterval, not per batch
@@ -530,6 +544,8 @@ class Trainer:
                 bar.update(1)
                 if last_of_group:
                     lr = self._optimizer_step()
+                    if lr is None:  # non-finite: skipped
+                        continue
                     if p.step % self.t["log_every_steps"] == 0 and self.d.main:
                         w = p.window
                         rate = audio * self._seconds_per_frame() / (time.perf_counter() - tic)
@@ -537,8 +553,8 @@ class Trainer:
                             split="train",
                             epoch=p.epoch,
                             step=p.step,
-                            loss=w["loss"] / w["n"],
-                            accuracy=w["acc"] / w["n"],
+                            loss=w["loss"] / max(w["n"], 1),
+                            accuracy=w["acc"] / max(w["n"], 1),
                             lr=lr,
                             audio_per_s=rate * self.d.world_size,
                         )
@@ -559,11 +575,13 @@ class Trainer:
             self._plot()
             self.metrics.close()
         best = self.exp / "best.ckpt"
+        if self.d.main and not best.is_file():  # never a success without the model
+            raise ScpcError(f"training ended without {best} (no validation epoch finished)")
         self.log(
             f"done: best validation loss {p.best_val:.4f}; best.ckpt {best}; curves "
             f"{self.exp / 'curves.png'}"
         )
-        return best if best.is_file() else None
+        return best
 
     def _plot(self) -> None:
         rows = self.metrics.rows()
@@ -577,12 +595,42 @@ class Trainer:
         frontend = self.config.get("frontend") or self.train_ds.frontend_config
         return frontend_from_config(frontend).frame_shift / SAMPLE_RATE
 
-    def _optimizer_step(self) -> float:
+    def _optimizer_step(self) -> float | None:
+        """The step of a group of micro-batches; its learning rate, or None when a loss or the
+        gradient was not finite: then the step is skipped and counted, and
+        ``training.max_nonfinite_steps`` such steps in a row stop training (last.ckpt holding
+        the last finite state) with one line naming the utterances."""
         p = self.progress
         lr = set_lr(self.optimizer, self.t, p.step, self.total_steps)
-        if self.t["grad_clip_norm"]:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.t["grad_clip_norm"])
+        self.scaler.unscale_(self.optimizer)
+        # the norm is taken even without clipping: a non-finite one skips the step
+        norm = torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), self.t["grad_clip_norm"] or math.inf
+        )
+        # fp16's scaler skips overflowing steps itself (and lowers its scale): not a fault
+        bad = not self._group_finite or (not self.scaler.is_enabled() and not torch.isfinite(norm))
+        utts, self._group_utts, self._group_finite = self._group_utts, [], True
+        if distributed.any_flag(int(bad), self.d):
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler.is_enabled():
+                self.scaler.update()
+            self._nonfinite_steps += 1
+            limit = self.t["max_nonfinite_steps"]
+            shown = ", ".join(utts[:8]) + (f" and {len(utts) - 8} more" if len(utts) > 8 else "")
+            self.log(
+                f"epoch {p.epoch}, step {p.step}: non-finite loss or gradient; step skipped "
+                f"({self._nonfinite_steps} in a row of at most {limit}); utterances: {shown}"
+            )
+            if self._nonfinite_steps >= limit:
+                self.save_last()
+                raise ScpcError(
+                    f"{limit} training steps in a row had a non-finite loss or gradient (last: "
+                    f"epoch {p.epoch}, step {p.step}, utterances {shown}); {self.exp / 'last.ckpt'}"
+                    " holds the last finite state. Check those utterances' audio, lower "
+                    "training.learning_rate or set training.grad_clip_norm"
+                )
+            return None
+        self._nonfinite_steps = 0
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
