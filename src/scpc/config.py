@@ -394,7 +394,9 @@ def read_yaml(path: str | os.PathLike) -> Config:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ScpcError(f"{path}:{where} invalid YAML ({getattr(e, 'problem', e)})") from None
+        # a ReaderError has no "problem" and says where in a second line: keep it to one
+        why = " ".join(str(getattr(e, "problem", None) or getattr(e, "reason", None) or e).split())
+        raise ScpcError(f"{path}:{where} invalid YAML ({why})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

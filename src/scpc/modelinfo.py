@@ -75,6 +75,7 @@ def _encoder_name(spec: dict[str, Any]) -> str:
 def describe(path: str | os.PathLike) -> dict[str, Any]:
     """Ordered ``key: value`` facts about a checkpoint."""
     model = load_inference_checkpoint(path)
+    checksum = model.weights_sha256
     sizes = layer_sizes(model)
     offset, min_samples = frame_rule(model)
     d = model.downsampling_factor
@@ -91,6 +92,10 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         "num_params": sum(p.numel() for p in model.parameters()),
         "layers": len(sizes),
         "layer_sizes": ",".join(map(str, sizes)),
+        # load_inference_checkpoint refused the file had the weights not matched it
+        "weights_sha256": (
+            f"{checksum} (verified)" if checksum else "none (saved by an older scpc; not checked)"
+        ),
     }
     for key, value in model.provenance.items():
         # scalars only: the frozen model.yaml is many lines and belongs in its own file

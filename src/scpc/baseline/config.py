@@ -130,7 +130,7 @@ def complete(raw: Config, source: str) -> Config:
     positive += [("train", "checkpoint_every_steps"), ("decode", "beam"), ("decode", "batch_size")]
     positive += [(p, "max_epochs") for p in PHASES]
     for section, key in positive:
-        if cfg[section][key] < 1:
+        if not isinstance(cfg[section][key], int) or cfg[section][key] < 1:  # null too
             raise ScpcError(f"{source}: {section}.{key} must be at least 1")
     seconds = t["batch_seconds"]
     if seconds is not None and (

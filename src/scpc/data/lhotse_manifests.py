@@ -269,7 +269,9 @@ def from_lhotse(
     phone table of alignments (default: scpc's, else the sorted symbols)."""
     lhotse = _lhotse()
     recs = {r.id: r for r in _load(lhotse.RecordingSet, recordings)}
-    sups = list(_load(lhotse.SupervisionSet, supervisions))
+    sups = _load(lhotse.SupervisionSet, supervisions)
+    if not sups:
+        raise ScpcError(f"{supervisions}: no supervisions")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     by_reco: dict[str, list] = {}
@@ -319,9 +321,14 @@ def from_lhotse(
     return len(utts)
 
 
-def _load(kind, path):
+def _load(kind, path) -> list:
+    """The items of a manifest, read in full here so that a malformed line fails here."""
     try:
-        return kind.from_file(path)
+        items = list(kind.from_file(path) or [])
+        for item in items:
+            if not hasattr(item, "id"):
+                raise TypeError(f"an entry of type {type(item).__name__}")
+        return items
     except FileNotFoundError:
         raise ScpcError(f"{path}: no such file") from None
     except Exception as e:  # noqa: BLE001 - a malformed manifest is one line
@@ -366,7 +373,7 @@ def _write_items(out: Path, utts: dict) -> None:
 def _write_features(lhotse, cuts_path, out: Path, utts: set[str]) -> None:
     import kaldiio
 
-    cuts = list(_load(lhotse.CutSet, cuts_path))
+    cuts = _load(lhotse.CutSet, cuts_path)
     shifts = set()
     with atomic_path(out / "feats.scp") as tmp_scp:
         with kaldiio.WriteHelper(f"ark,scp:{(out / 'feats.ark').resolve()},{tmp_scp}") as w:

@@ -129,8 +129,8 @@ def complete_config(raw: Config, task: Task, source: str) -> Config:
         "log_every_steps",
         "checkpoint_every_steps",
     ):
-        if t[key] < 1:
-            raise ScpcError(f"{source}: train.{key} must be at least 1")
+        if not isinstance(t[key], int) or t[key] < 1:  # null too
+            raise ScpcError(f"{source}: train.{key} must be at least 1, not {t[key]!r}")
     if t["upstream_learning_rate"] is not None:
         key = "train.upstream_learning_rate"
         t["upstream_learning_rate"] = _float(t["upstream_learning_rate"], key, source)

@@ -23,6 +23,18 @@ from scpc.models.encoders import Encoder, EncoderOutput, encoder_from_json
 FORMAT = "scpc-inference-1"
 
 
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order: what
+    ``scpc-info`` prints and every load verifies (a best.ckpt edited or damaged in a way that
+    still unpickles is refused)."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def save_inference_checkpoint(
     path: str | os.PathLike,
     encoder: Encoder,
@@ -36,10 +48,12 @@ def save_inference_checkpoint(
         raise ScpcError(
             f"front-end gives {frontend.feat_size} features but the encoder takes {encoder.input_size}"
         )
+    state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
     payload = {
         "format": FORMAT,
         "encoder": encoder.to_json(),
-        "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
+        "state_dict": state,
+        "weights_sha256": weights_digest(state),
         "frontend": frontend_config,
         "downsampling_factor": frontend.frame_shift * encoder.downsampling_factor,
         "provenance": provenance or {},
@@ -56,6 +70,7 @@ class InferenceModel(nn.Module):
         super().__init__()
         self.frontend, self.encoder = frontend, encoder
         self.provenance = provenance or {}
+        self.weights_sha256: str | None = None  # the stored checksum, verified on load
 
     @property
     def downsampling_factor(self) -> int:
@@ -124,14 +139,29 @@ def load_inference_checkpoint(
     from scpc.frontend import frontend_from_config
 
     payload = read_checkpoint(path, map_location)
-    encoder = encoder_from_json(payload["encoder"])
     try:
-        encoder.load_state_dict(payload["state_dict"])
-    except RuntimeError as e:
-        raise ScpcError(f"{path}: weights do not fit the stored architecture: {e}") from None
-    model = InferenceModel(
-        frontend_from_config(payload["frontend"]), encoder, payload.get("provenance", {})
-    )
+        state = payload["state_dict"]
+        want = payload.get("weights_sha256")  # absent in checkpoints of older scpc
+        if want is not None and weights_digest(state) != want:
+            raise ScpcError(
+                f"{path}: its weights do not match their checksum (damaged or edited after "
+                "saving); restore it from a copy"
+            )
+        encoder = encoder_from_json(payload["encoder"])
+        try:
+            encoder.load_state_dict(state)
+        except RuntimeError as e:
+            why = " ".join(str(e).split())
+            raise ScpcError(f"{path}: weights do not fit the stored architecture: {why}") from None
+        model = InferenceModel(
+            frontend_from_config(payload["frontend"]), encoder, payload.get("provenance", {})
+        )
+    except ScpcError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged payload that still unpickles
+        why = " ".join(str(e).split())[:200]
+        raise ScpcError(f"{path}: a damaged checkpoint ({type(e).__name__}: {why})") from None
+    model.weights_sha256 = want
     if model.downsampling_factor != payload["downsampling_factor"]:
         raise ScpcError(
             f"{path}: stored downsampling factor {payload['downsampling_factor']} but the model "
