@@ -263,3 +263,59 @@ def test_a_full_disk_during_scpc_a2r_is_one_line(small_disk, mini_data, tmp_path
     assert files and not any(is_temp(p.name) for p in files)  # whole files only
     for p in files:
         assert torch.load(p).shape[1] == 80
+
+
+def test_make_feats_names_each_bad_file_goes_on_and_fails_at_the_end(tmp_path, mini_data):
+    d = tmp_path / "data"
+    utts = list(read_table(mini_data / "dev" / "utt2spk"))[:3]
+    from scpc.data.datadir import copy_filtered
+
+    copy_filtered(mini_data / "dev", d, utts)
+    x = np.full(8000, 0.1, dtype=np.float32)
+    x[100] = np.nan
+    sf.write(tmp_path / "nan.wav", x, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "ok.wav", np.zeros(8000, np.float32), 16000, subtype="PCM_16")
+    (tmp_path / "cut.wav").write_bytes((tmp_path / "ok.wav").read_bytes()[:-4000])
+    extra = {"zz-bad-nan": tmp_path / "nan.wav", "zz-bad-cut": tmp_path / "cut.wav"}
+    for name, table in (("wav.scp", extra), ("utt2spk", dict.fromkeys(extra, "zz"))):
+        rows = dict(read_table(d / name)) | {k: str(v) for k, v in table.items()}
+        (d / name).write_text("".join(f"{k} {v}\n" for k, v in sorted(rows.items())))
+    (d / "spk2utt").write_text((d / "spk2utt").read_text() + "zz zz-bad-cut zz-bad-nan\n")
+    (d / "text").write_text((d / "text").read_text() + "zz-bad-cut A\nzz-bad-nan B\n")
+    (d / "ali.txt").unlink()
+    for f in ("utt2dur", "utt2num_samples", "abx.item", "spk2gender"):
+        (d / f).unlink(missing_ok=True)
+    out = tmp_path / "feats"
+    proc = run_script(ROOT / "steps" / "make_feats.sh", "--nj", "1", d, out, check=False)
+    assert proc.returncode == 1
+    log = (out / "log" / "make_feats.1.log").read_text()
+    assert "zz-bad-cut: " in log and "truncated WAV" in log
+    assert "zz-bad-nan: " in log and "NaN or infinite samples" in log
+    assert "2 of 5 utterances could not be computed" in log
+    assert sorted(p.stem for p in (out / "feat").iterdir()) == sorted(utts)  # the rest done
+    assert not (out / ".complete").exists()
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A read-only tmpfs (root only; root ignores a directory's mode bits)."""
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(mnt)], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("mounting a tmpfs needs root")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_read_only_output_dir_is_one_line(read_only_dir, mini_data, tmp_path):
+    ckpt = tmp_path / "fb.ckpt"
+    run_script(".venv/bin/scpc-init", "frontend", ROOT / "conf" / "feats" / "fbank-41.json", ckpt)
+    proc = run_script(".venv/bin/scpc-a2r", "--in-map", mini_data / "dev" / "wav.scp", ckpt,
+                      read_only_dir / "reps", check=False)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Read-only file system" in proc.stderr

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 
 from scpc.errors import ScpcError, StoppedBySignal
+from scpc.io import DISK_FULL
 from scpc.malloc import fix_mmap_threshold
 from scpc.processes import watch_launcher
 
@@ -26,6 +27,13 @@ def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None =
     except StoppedBySignal as e:
         print(f"{prog}: {e}", file=sys.stderr)
         sys.exit(128 + e.signum)
+    except OSError as e:  # a read-only dir, a full disk...: the file and the reason, one line
+        if e.filename is None:
+            raise
+        full = e.errno in DISK_FULL
+        why = e.strerror + ("; make room and run again" if full else "")
+        print(f"{prog}: {e.filename}: {why}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)

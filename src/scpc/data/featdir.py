@@ -181,23 +181,40 @@ def _compute(
     import torch
 
     frontend = frontend_from_config(config)
+    failed: list[str] = []
     with torch.inference_mode(), _progress(len(entries), desc) as bar:
         for utt, entry, start, end in entries:
-            wav = torch.from_numpy(audio.read_audio(entry, start=start, end=end))
-            feats, lens = frontend(wav[None], torch.tensor([len(wav)]))
-            num = int(lens[0])
-            if num == 0:
-                raise ScpcError(
-                    f"{d.path}: {utt}: {len(wav)} samples are too short for the front-end"
-                )
-            if utt in alis:
-                try:
-                    labels = frame_labels(alis[utt], num, frontend.frame_shift)
-                except ScpcError as e:
-                    raise ScpcError(f"{d.file('ali.txt')}: {utt}: {e}") from None
-                _save(labels, feat_dir / "ali" / f"{utt}.pt")
-            _save(feats[0, :num].float(), feat_dir / "feat" / f"{utt}.pt")
+            try:
+                _compute_one(d, feat_dir, frontend, utt, entry, start, end, alis)
+            except ScpcError as e:  # one line per bad utterance; the others go on
+                print(f"{d.path}: {utt}: {e}", file=sys.stderr)
+                failed.append(utt)
             bar.update()
+    if failed:
+        raise ScpcError(
+            f"{d.path}: {len(failed)} of {len(entries)} utterances could not be computed "
+            f"(first: {failed[0]}; each named above); the others are in {feat_dir}"
+        )
+
+
+def _compute_one(d, feat_dir, frontend, utt, entry, start, end, alis) -> None:
+    import torch
+
+    wav = torch.from_numpy(audio.read_audio(entry, start=start, end=end))
+    feats, lens = frontend(wav[None], torch.tensor([len(wav)]))
+    num = int(lens[0])
+    if num == 0:
+        raise ScpcError(f"{len(wav)} samples are too short for the front-end")
+    feats = feats[0, :num].float()
+    if not torch.isfinite(feats).all():
+        raise ScpcError(f"{entry}: the front-end gives NaN or infinite features")
+    if utt in alis:
+        try:
+            labels = frame_labels(alis[utt], num, frontend.frame_shift)
+        except ScpcError as e:
+            raise ScpcError(f"{d.file('ali.txt')}: {e}") from None
+        _save(labels, feat_dir / "ali" / f"{utt}.pt")
+    _save(feats, feat_dir / "feat" / f"{utt}.pt")
 
 
 def kaldi_frontend(scp: str | os.PathLike, num_features: int) -> dict[str, Any]:
