@@ -319,3 +319,37 @@ def test_a_read_only_output_dir_is_one_line(read_only_dir, mini_data, tmp_path):
                       read_only_dir / "reps", check=False)  # fmt: skip
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and "Read-only file system" in proc.stderr
+
+
+# ---------------------------------------------------------------------------- long inputs
+
+
+@pytest.mark.parametrize("norm", ["channel", "none", "batch"])
+def test_a_long_input_is_encoded_in_windows_as_in_one_pass(norm, monkeypatch):
+    from scpc.models.encoders import ConvEncoder
+
+    torch.manual_seed(0)
+    enc = ConvEncoder(1, 16, norm).eval()
+    x, lens = torch.randn(3, 50000, 1), torch.tensor([50000, 33333, 7])
+    with torch.inference_mode():
+        one = enc(x, lens)  # 312 frames: under the window, one pass
+        monkeypatch.setattr(ConvEncoder, "WINDOW_FRAMES", 37)  # 9 windows, uneven last one
+        windowed = enc(x, lens)
+    assert torch.equal(windowed.lens, one.lens) and windowed.output.shape == one.output.shape
+    torch.testing.assert_close(windowed.output, one.output, atol=1e-5, rtol=1e-5)
+    assert (windowed.output[2, 1:] == 0).all()  # padding frames zero, as in one pass
+
+
+def test_windows_apply_to_inference_only_and_frame_local_norms(monkeypatch):
+    from scpc.models.encoders import ConvEncoder
+
+    monkeypatch.setattr(ConvEncoder, "WINDOW_FRAMES", 10)
+    calls = []
+    monkeypatch.setattr(ConvEncoder, "forward_windowed", lambda *a: calls.append(a) or 0)
+    x, lens = torch.randn(1, 8000, 1), torch.tensor([8000])
+    ConvEncoder(1, 8, "instance").eval()(x, lens)  # utterance statistics: one pass
+    ConvEncoder(1, 8, "channel").train()(x, lens)  # training: one pass (gradients)
+    assert calls == []
+    with torch.no_grad():
+        ConvEncoder(1, 8, "channel").eval()(x, lens)
+    assert len(calls) == 1

@@ -78,10 +78,22 @@ def _recording(reco: str, entry: str):
             num_samples=len(samples),
             duration=len(samples) / audio.SAMPLE_RATE,
         )
+    # the header through soundfile (as scpc reads audio), not lhotse's backend probing
+    import soundfile as sf
+
     try:
-        return lhotse.Recording.from_file(entry, recording_id=reco)
-    except Exception as e:  # noqa: BLE001 - soundfile's and lhotse's errors are one line here
+        info = sf.info(entry)
+    except Exception as e:  # noqa: BLE001 - soundfile's errors are one line here
         raise ScpcError(f"{entry}: cannot read the audio of recording {reco} ({e})") from None
+    return lhotse.Recording(
+        id=reco,
+        sources=[
+            lhotse.AudioSource(type="file", channels=list(range(info.channels)), source=entry)
+        ],
+        sampling_rate=info.samplerate,
+        num_samples=info.frames,
+        duration=info.frames / info.samplerate,
+    )
 
 
 def _phone_runs(labels: Sequence[int], names: dict[int, str], offset: float):

@@ -209,7 +209,22 @@ class ConvEncoder(Encoder, json_name="conv"):
             lens = torch.div(lens + 2 * p - k, s, rounding_mode="floor") + 1
         return lens.clamp(min=0)
 
+    # Inference on a long input runs in windows of this many output frames (200 s), so that
+    # memory stays that of a window: a 10-minute waveform at 128 channels otherwise holds
+    # several 1 GB activations. The windows give what one pass gives (see forward_windowed).
+    WINDOW_FRAMES = 20000
+    FRAME_LOCAL_NORMS = (_NoNorm, _BatchNorm, ChannelNorm)
+
     def forward(self, x, lens):
+        windowed = (
+            not self.training
+            and not torch.is_grad_enabled()
+            and isinstance(self.norms[0], self.FRAME_LOCAL_NORMS)
+            and lens.numel() > 0
+            and int(self.output_lens(lens).max()) > self.WINDOW_FRAMES
+        )
+        if windowed:
+            return self.forward_windowed(x, lens, self.WINDOW_FRAMES)
         x = mask_padding(x, lens).transpose(1, 2)
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             if i:
@@ -227,6 +242,49 @@ class ConvEncoder(Encoder, json_name="conv"):
             x = x * frame_mask(lens, x.shape[2]).unsqueeze(1).to(x.dtype)
         y = x.transpose(1, 2).contiguous()  # recurrent layers run ~10x slower on a strided view
         return EncoderOutput(y, lens, (y,))
+
+    def forward_windowed(self, x, lens, window: int) -> EncoderOutput:
+        """:meth:`forward` computed ``window`` output frames at a time, for inference with a
+        frame-local norm. Each window's input slice covers its receptive field, zero where the
+        full pass pads, and every layer's frames past the utterance are zeroed as there; the
+        convolutions then see the same numbers (up to the float rounding of a shorter GEMM)."""
+        x = mask_padding(x, lens).transpose(1, 2)  # (N, C, S)
+        layer_lens, n = [], lens
+        for k, s, p in zip(self.KERNELS, self.STRIDES, self.PADDINGS):
+            n = torch.div(n + 2 * p - k, s, rounding_mode="floor") + 1
+            layer_lens.append(n.clamp(min=0))
+        total = int(layer_lens[-1].max())
+        outs = []
+        for t0 in range(0, total, window):
+            spans = [(0, 0)] * len(self.convs)  # each layer's output frames in this window
+            a, b = t0, min(total, t0 + window)
+            for i in reversed(range(len(self.convs))):
+                spans[i] = (a, b)
+                k, s, p = self.KERNELS[i], self.STRIDES[i], self.PADDINGS[i]
+                a, b = a * s - p, (b - 1) * s - p + k
+            h = _slice_zero_padded(x, a, b)
+            for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+                h = F.conv1d(h, conv.weight, conv.bias, conv.stride)
+                lo, hi = spans[i]
+                idx = torch.arange(lo, hi, device=h.device)
+                keep = (idx[None] >= 0) & (idx[None] < layer_lens[i][:, None].to(h.device))
+                h = torch.relu(norm(h, lens)) * keep.unsqueeze(1).to(h.dtype)
+            outs.append(h)
+        y = (
+            torch.cat(outs, 2).transpose(1, 2).contiguous()
+            if outs
+            else x.new_zeros(x.shape[0], 0, self.output_size)
+        )
+        return EncoderOutput(y, layer_lens[-1], (y,))
+
+
+def _slice_zero_padded(x: torch.Tensor, a: int, b: int) -> torch.Tensor:
+    """x[..., a:b] of (N, C, S), with zeros where [a, b) lies outside [0, S)."""
+    lo, hi = max(a, 0), min(b, x.shape[2])
+    inner = x[:, :, lo:hi] if hi > lo else x[:, :, :0]
+    left = min(max(0, -a), b - a)
+    right = (b - a) - left - inner.shape[2]
+    return F.pad(inner, (left, right)) if left or right else inner
 
 
 class RecurrentEncoder(Encoder, json_name="recur"):
