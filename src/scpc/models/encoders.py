@@ -209,10 +209,10 @@ class ConvEncoder(Encoder, json_name="conv"):
             lens = torch.div(lens + 2 * p - k, s, rounding_mode="floor") + 1
         return lens.clamp(min=0)
 
-    # Inference on a long input runs in windows of this many output frames (200 s), so that
+    # Inference on a long input runs in windows of this many output frames (50 s), so that
     # memory stays that of a window: a 10-minute waveform at 128 channels otherwise holds
     # several 1 GB activations. The windows give what one pass gives (see forward_windowed).
-    WINDOW_FRAMES = 20000
+    WINDOW_FRAMES = 5000
     FRAME_LOCAL_NORMS = (_NoNorm, _BatchNorm, ChannelNorm)
 
     def forward(self, x, lens):
