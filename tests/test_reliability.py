@@ -353,3 +353,19 @@ def test_windows_apply_to_inference_only_and_frame_local_norms(monkeypatch):
     with torch.no_grad():
         ConvEncoder(1, 8, "channel").eval()(x, lens)
     assert len(calls) == 1
+
+
+def test_the_last_feature_job_removes_what_killed_jobs_left(tmp_path, mini_data, capsys):
+    from scpc.data.datadir import copy_filtered
+    from scpc.data.featdir import compute_feat_dir
+    from scpc.frontend import load_frontend_config
+
+    d = tmp_path / "data"
+    copy_filtered(mini_data / "dev", d, list(read_table(mini_data / "dev" / "utt2spk"))[:2])
+    fe = load_frontend_config(ROOT / "conf" / "feats" / "fbank-41.json")
+    compute_feat_dir(d, tmp_path / "f", fe, job=1, num_jobs=2)
+    stale = tmp_path / "f" / "feat" / ".x.scpc-tmp.abcd.pt"  # as a killed job leaves one
+    stale.write_bytes(b"half")
+    compute_feat_dir(d, tmp_path / "f", fe)  # the final call, after every job
+    assert not stale.exists() and (tmp_path / "f" / ".complete").exists()
+    assert "removed 1 temporary files of interrupted jobs" in capsys.readouterr().err

@@ -55,6 +55,19 @@ def disk_full_error(path: Path, error: BaseException, tmp: str | os.PathLike) ->
     )
 
 
+def remove_temps(directory: str | os.PathLike) -> int:
+    """Remove the temporary files that killed writers left under ``directory`` (call it only
+    as the directory's sole writer); the number removed."""
+    removed = 0
+    for root, _, files in os.walk(directory):
+        for name in files:
+            if is_temp(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(root, name))
+                removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.

@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from scpc.errors import ScpcError
-from scpc.io import is_temp
+from scpc.io import remove_temps
 from scpc.processes import process_alive, process_start
 
 LOCK = ".lock"
@@ -132,12 +132,7 @@ class ExperimentLock:
     def remove_stale_temps(self) -> int:
         """Temporary files that killed writers left under the directory (this lock's holder is
         its only writer now); the number removed, with a notice."""
-        removed = 0
-        for root, _, files in os.walk(self.dir):
-            for name in files:
-                if is_temp(name):
-                    Path(root, name).unlink(missing_ok=True)
-                    removed += 1
+        removed = remove_temps(self.dir)
         if removed:
             print(
                 f"{self.dir}: removed {removed} temporary files of an interrupted writer",

@@ -30,7 +30,7 @@ from scpc.data.alignment import FRAME_SHIFT, read_alignments
 from scpc.data.datadir import DataDir, audio_entries, read_table, validate
 from scpc.errors import ScpcError
 from scpc.frontend import check_config, frontend_from_config
-from scpc.io import atomic_path, atomic_write
+from scpc.io import atomic_path, atomic_write, remove_temps
 from scpc.kaldi_tables import frame_shift, read_scp
 from scpc.progress import progress_bar
 
@@ -162,6 +162,8 @@ def compute_feat_dir(
         if not (feat_dir / "feat" / f"{e[0]}.pt").exists()
         or (e[0] in alis and not (feat_dir / "ali" / f"{e[0]}.pt").exists())
     ]
+    if job is None and (removed := remove_temps(feat_dir)):  # after the jobs: files of killed ones
+        print(f"{feat_dir}: removed {removed} temporary files of interrupted jobs", file=sys.stderr)
     if todo:
         desc = feat_dir.name + (f" job {job}/{num_jobs}" if job is not None else "")
         _compute(d, feat_dir=feat_dir, config=config, entries=todo, alis=alis, desc=desc)
