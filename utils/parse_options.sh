@@ -10,7 +10,7 @@
 # "--help" prints $help_message (if set) and every option with its default and comment.
 # "--config FILE" sources FILE (lines like nj=8) before later options are applied.
 # An option whose default is true or false only takes true or false; one whose default is an
-# integer only takes integers.
+# integer only takes an integer (or nothing: "--pca-dims ''").
 
 __po_script=${0}
 __po_help() {
@@ -52,7 +52,7 @@ while [ $# -gt 0 ]; do
       esac ;;
   esac
   # an option whose default is an integer (--stage, --nj, --version, ...) takes integers only
-  if [[ ${!__po_var} =~ ^-?[0-9]+$ ]] && [[ ! $__po_value =~ ^-?[0-9]+$ ]]; then
+  if [[ ${!__po_var} =~ ^-?[0-9]+$ ]] && [[ ! $__po_value =~ ^-?[0-9]*$ ]]; then
     echo "$__po_script: $__po_name takes an integer, got '$__po_value'" >&2; exit 1
   fi
   printf -v "$__po_var" '%s' "$__po_value"

@@ -45,8 +45,12 @@ def main(argv: list[str] | None = None) -> int:
 
     config = cfg.load(args.model_yaml)
     exp = args.exp_dir or args.model_yaml.parent
-    # one writer per experiment: the first process of a DDP run holds the lock for all
-    first = os.environ.get("RANK", "0") == "0"
+    # one writer per experiment: the first process of a DDP run (torchrun's RANK, or srun's
+    # task id as scpc.train.distributed reads it) holds the lock for all
+    from scpc.train.distributed import slurm_environment
+
+    rank = slurm_environment(os.environ).get("RANK") or os.environ.get("RANK", "0")
+    first = rank == "0"
     with ExperimentLock(exp, "scpc-train") if first else contextlib.nullcontext():
         trainer = Trainer(config, args.train_dir, args.val_dir, exp, quiet=args.quiet)
         trainer.fit()
