@@ -226,20 +226,24 @@ def test_crlf_tables_are_refused_alike(tmp_path, mini_data):
 # ---------------------------------------------------------------------------- full disks
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 256 kB tmpfs (root only; skipped elsewhere)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
+def tmpfs(path, options):
+    """A tmpfs mounted at ``path`` for the test (root only: skipped elsewhere); unmounted after."""
+    path.mkdir()
     if (
         os.geteuid() != 0
         or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True
         ).returncode
     ):
         pytest.skip("mounting a tmpfs needs root")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 kB file system, soon full."""
+    yield from tmpfs(tmp_path / "small", "size=256k")
 
 
 def test_a_full_disk_during_a_checkpoint_save_keeps_the_old_one(small_disk):
@@ -298,18 +302,8 @@ def test_make_feats_names_each_bad_file_goes_on_and_fails_at_the_end(tmp_path, m
 
 @pytest.fixture
 def read_only_dir(tmp_path):
-    """A read-only tmpfs (root only; root ignores a directory's mode bits)."""
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    if (
-        os.geteuid() != 0
-        or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(mnt)], capture_output=True
-        ).returncode
-    ):
-        pytest.skip("mounting a tmpfs needs root")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    """A read-only file system (root ignores a directory's mode bits, not this)."""
+    yield from tmpfs(tmp_path / "ro", "size=64k,ro")
 
 
 def test_a_read_only_output_dir_is_one_line(read_only_dir, mini_data, tmp_path):
