@@ -155,13 +155,7 @@ def compute_feat_dir(
     if job is not None:
         wanted = set(job_share(utts, job, num_jobs or 1))
         entries = [e for e in entries if e[0] in wanted]
-    # the feature file is written last: its presence (with the alignment's) marks an utterance done
-    todo = [
-        e
-        for e in entries
-        if not (feat_dir / "feat" / f"{e[0]}.pt").exists()
-        or (e[0] in alis and not (feat_dir / "ali" / f"{e[0]}.pt").exists())
-    ]
+    todo = [e for e in entries if not _done(feat_dir, e[0], alis)]
     if job is None and (removed := remove_temps(feat_dir)):  # after the jobs: files of killed ones
         print(f"{feat_dir}: removed {removed} temporary files of interrupted jobs", file=sys.stderr)
     if todo:
@@ -207,12 +201,30 @@ def _compute_one(d, feat_dir, frontend, utt, entry, start, end, alis) -> None:
     num = int(lens[0])
     if num == 0:
         raise ScpcError(f"{len(wav)} samples are too short for the front-end")
-    feats = feats[0, :num].float()
+    try:
+        _save_utterance(d, feat_dir, utt, feats[0, :num].float(), alis, frontend.frame_shift)
+    except ScpcError as e:
+        raise ScpcError(f"{entry}: {e}") from None
+
+
+def _done(feat_dir: Path, utt: str, alis: dict[str, list[int]]) -> bool:
+    """Whether an utterance's files exist (the feature file is written last)."""
+    ali_done = utt not in alis or (feat_dir / "ali" / f"{utt}.pt").exists()
+    return ali_done and (feat_dir / "feat" / f"{utt}.pt").exists()
+
+
+def _save_utterance(
+    d: DataDir, feat_dir: Path, utt: str, feats, alis: dict[str, list[int]], shift: int
+) -> None:
+    """An utterance's (T, F) features, checked finite, and its alignment at their frame shift
+    (``shift`` samples); the feature file last, as it marks the utterance done."""
+    import torch
+
     if not torch.isfinite(feats).all():
-        raise ScpcError(f"{entry}: the front-end gives NaN or infinite features")
+        raise ScpcError("NaN or infinite features")
     if utt in alis:
         try:
-            labels = frame_labels(alis[utt], num, frontend.frame_shift)
+            labels = frame_labels(alis[utt], len(feats), shift)
         except ScpcError as e:
             raise ScpcError(f"{d.file('ali.txt')}: {e}") from None
         _save(labels, feat_dir / "ali" / f"{utt}.pt")
@@ -258,12 +270,7 @@ def import_scp(
     _claim(feat_dir, config)
     alis = dict(read_alignments(d.file("ali.txt"))) if d.has("ali.txt") else {}
     shift = round(config["frame_shift_ms"] * audio.SAMPLE_RATE / 1000)
-    todo = [
-        u
-        for u in utts
-        if not (feat_dir / "feat" / f"{u}.pt").exists()
-        or (u in alis and not (feat_dir / "ali" / f"{u}.pt").exists())
-    ]
+    todo = [u for u in utts if not _done(feat_dir, u, alis)]
     import torch
 
     for utt in progress_bar(todo, desc=f"import {feat_dir.name}", unit="utt"):
@@ -272,15 +279,10 @@ def import_scp(
             raise ScpcError(
                 f"{table[utt]}: shape {tuple(x.shape)}, expected (frames, {config['num_features']})"
             )
-        if not torch.isfinite(x).all():
-            raise ScpcError(f"{table[utt]}: NaN or infinity in the features")
-        if utt in alis:
-            try:
-                labels = frame_labels(alis[utt], len(x), shift)
-            except ScpcError as e:
-                raise ScpcError(f"{d.file('ali.txt')}: {utt}: {e}") from None
-            _save(labels, feat_dir / "ali" / f"{utt}.pt")
-        _save(x, feat_dir / "feat" / f"{utt}.pt")
+        try:
+            _save_utterance(d, feat_dir, utt, x, alis, shift)
+        except ScpcError as e:
+            raise ScpcError(f"{table[utt]}: {e}") from None
     finalize(d, feat_dir, utts, set(alis))
     return len(todo), len(utts) - len(todo)
 
