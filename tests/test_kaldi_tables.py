@@ -77,6 +77,10 @@ def test_a2r_without_jobs_merges_its_one_part(tmp_path, mini_data, ckpt, capsys)
     assert (out / "frame_shift").read_text() == "0.01\n"  # Kaldi's, in seconds
     mats = dict(kaldiio.load_scp_sequential(str(out / "feats.scp")))
     assert len(mats) == 72 and all(m.dtype == np.float64 for m in mats.values())
+    # run again on the finished dir: nothing to do, and the tables stay as they are
+    before = {f: (out / f).read_bytes() for f in ("feats.1.ark", "feats.scp", "utt2num_frames")}
+    assert a2r.main([*args, str(ckpt), str(out)]) == 0
+    assert all((out / f).read_bytes() == b for f, b in before.items())
 
 
 def test_kaldi_format_errors_are_one_line(tmp_path, mini_data, ckpt):

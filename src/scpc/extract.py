@@ -348,6 +348,8 @@ def extract_all(
         todo = pending_kaldi(utts, job, overwrite)
     else:
         todo = pending(utts, job.out_dir, job.fmt, overwrite)
+    if not todo:  # a finished Kaldi part must not be rewritten as an empty archive
+        return Summary(skipped=len(utts))
     bar = progress_bar(total=len(todo), unit="utt", desc="extract")
     with bar:
         if nj <= 1 or len(todo) <= 1:
