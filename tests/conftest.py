@@ -7,6 +7,31 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus" / "mini"
+SLOW_UNMARKED_S = 3.0  # a test not marked slow that takes longer is named at the end
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, each worker and the commands it starts get an equal share of the
+    cores (OMP_NUM_THREADS, which torch reads at import): two workers of two torch threads each
+    on two cores spin against each other and run slower than one thread each."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        threads = str(max(1, len(os.sched_getaffinity(0)) // int(workers)))
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Names the tests not marked slow that took longer than SLOW_UNMARKED_S, so that the
+    quick tier (./test.sh --quick, which leaves slow tests out) stays quick."""
+    long = []
+    for report in terminalreporter.stats.get("passed", []):
+        if report.when == "call" and report.duration > SLOW_UNMARKED_S:
+            if "slow" not in report.keywords:
+                long.append((report.duration, report.nodeid))
+    if long:
+        terminalreporter.section("tests to mark slow (pytest.mark.slow)")
+        for duration, nodeid in sorted(long, reverse=True):
+            terminalreporter.write_line(f"{duration:6.1f} s  {nodeid}")
 
 
 def run_script(*args, cwd=ROOT, check=True, env=None):

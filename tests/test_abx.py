@@ -50,6 +50,7 @@ def synthetic(root: Path, rng: np.random.Generator, phone_vectors: bool, dim: in
     return write_corpus(root, items, feats)
 
 
+@pytest.mark.slow
 def test_identical_phone_vectors_give_zero_error(tmp_path):
     feat_dir, item_file = synthetic(tmp_path, np.random.default_rng(0), phone_vectors=True)
     result = abx.score_abx(feat_dir, item_file)
@@ -304,6 +305,7 @@ def mini_dev(tmp_path_factory):
     return root / "feats", root / "dev.item"
 
 
+@pytest.mark.slow
 def test_agrees_with_zrc_abx2(mini_dev):
     from scpc.eval import libriabx2
 

@@ -218,6 +218,7 @@ def kaldi_table(reps, out):
     return out
 
 
+@pytest.mark.slow
 def test_a_kaldi_table_trains_the_same_model_as_pt_files(tmp_path, tokenizer, sets):
     train, dev, stats = sets
     tables = [kaldi_table(s, tmp_path / "kaldi" / s.name) for s in (train, dev)]
@@ -240,6 +241,7 @@ def test_a_kaldi_table_trains_the_same_model_as_pt_files(tmp_path, tokenizer, se
         data.RepSet.open(tables[0], tmp_path / "data" / "train")
 
 
+@pytest.mark.slow
 def test_phase_trains_logs_and_keeps_the_dev_best_model(tmp_path, tokenizer, sets):
     train, dev, stats = sets
     bl = tmp_path / "bl"
@@ -271,6 +273,7 @@ def test_phase_trains_logs_and_keeps_the_dev_best_model(tmp_path, tokenizer, set
 
 
 @pytest.mark.parametrize("stop", ["killed", "signal"])
+@pytest.mark.slow
 def test_an_interrupted_phase_resumes_to_the_same_model(tmp_path, tokenizer, sets, stop):
     # killed: resumes from the last periodic save; signal: SIGUSR1 saves at that step and stops
     train, dev, stats = sets
@@ -324,6 +327,7 @@ def test_batch_seconds_buckets_by_duration_and_resumes(tmp_path, tokenizer, sets
         config.complete({"train": {"batch_seconds": 0}}, "test")
 
 
+@pytest.mark.slow
 def test_bf16_autocast_trains_on_cpu_and_old_states_still_resume(tmp_path, tokenizer, sets):
     train, dev, stats = sets
     losses = {}
@@ -397,6 +401,7 @@ def spelled(tokenizer, text, rival=None, frames_per_piece=2):
     return np.log(np.stack(rows))
 
 
+@pytest.mark.slow
 def test_decoding_greedy_beam_and_lm_tuning(tmp_path, tokenizer):
     texts = ["THE CAT SAT ON THE MAT", "THE SUN ROSE OVER THE HILL", "A DOG RAN IN THE PARK"]
     cat, dog = (tokenizer.encode(w) for w in ("CAT", "DOG"))

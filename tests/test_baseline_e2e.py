@@ -7,7 +7,10 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, run_script
+
+pytestmark = pytest.mark.slow  # end-to-end runs: not in ./test.sh --quick
 
 TINY = """\
 model: {hidden_size: 8, num_layers: 1}

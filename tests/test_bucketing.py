@@ -56,6 +56,7 @@ def test_bucketing_cuts_the_mini_training_sets_padding(mini_data):
     assert ratio <= 1.1
 
 
+@pytest.mark.slow
 def test_two_process_ddp_with_buckets_equals_one_process(tmp_path, feats):  # noqa: F811
     """batch_seconds is per step over all processes: 2 processes see the same global batches
     (shares of 2 and 1 utterances included)."""
@@ -74,6 +75,7 @@ def test_two_process_ddp_with_buckets_equals_one_process(tmp_path, feats):  # no
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
+@pytest.mark.slow
 def test_probes_take_length_buckets(tmp_path, mini_data):
     """A SUPERB-style probe with train.batch_seconds: buckets in the cached upstream's frames."""
     import test_superb

@@ -106,6 +106,7 @@ def test_fix_data_dir_sorts_and_keeps_utterances_present_everywhere(train):
     assert (train / ".backup" / "text").exists()
 
 
+@pytest.mark.slow
 def test_subset_modes(mini_data, tmp_path):
     src = mini_data / "train"
     durations = {u: float(d) for u, d in dd.read_table(src / "utt2dur").items()}
@@ -142,6 +143,7 @@ def test_subset_modes(mini_data, tmp_path):
     assert len(dd.DataDir(dest).utts()) == 24
 
 
+@pytest.mark.slow
 def test_split_by_speaker_keeps_speakers_whole_and_combine_restores(mini_data, tmp_path):
     src = shutil.copytree(mini_data / "train", tmp_path / "train")
     run_script(UTILS / "split_data.sh", src, 5)

@@ -192,6 +192,7 @@ def test_missing_file_and_unreachable_server_give_clear_errors(server, tmp_path,
     assert proc.returncode == 1 and "download failed after 5 retries" in proc.stderr
 
 
+@pytest.mark.slow
 def test_speech_commands_download_and_prep_on_mini_archives(server, tmp_path, mini_data):
     """The real archives have no top-level folder; the script extracts each into its own."""
     local = mini_data / "local"
@@ -232,6 +233,7 @@ def test_speech_commands_download_and_prep_on_mini_archives(server, tmp_path, mi
         ).read_text()
 
 
+@pytest.mark.slow
 def test_voxceleb1_download_joins_the_dev_parts_and_prepares(server, tmp_path, mini_data):
     """VoxCeleb1's dev zip comes in four pieces behind credentials; metadata is public."""
     vox = mini_data / "local" / "voxceleb1"

@@ -209,6 +209,7 @@ def test_plan_batches_bound_padding():
     assert inference.plan_batches([500, 10], 100) == [[0], [1]]  # too long: alone
 
 
+@pytest.mark.slow
 def test_batch_size_and_nj_do_not_change_outputs(in_dir, ckpt, tmp_path):
     a2r.main(["--batch-seconds", "0.01", str(in_dir), str(ckpt), str(tmp_path / "one")])
     a2r.main(["--nj", "2", str(in_dir), str(ckpt), str(tmp_path / "two")])
@@ -249,6 +250,7 @@ def test_job_shares_cover_the_inputs_once(in_dir, ckpt, tmp_path, capsys):
         a2r.main(["--job", "1", str(in_dir), str(ckpt), str(tmp_path / "x")])
 
 
+@pytest.mark.slow
 def test_make_reps_runs_jobs_through_the_launcher_and_resumes(tmp_path, ckpt):
     scp = tmp_path / "wav.scp"
     scp.write_text(
@@ -283,6 +285,7 @@ def test_resume_skips_existing(in_dir, ckpt, tmp_path, capsys):
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary files
 
 
+@pytest.mark.slow
 def test_corrupt_audio_one_line(in_dir, ckpt, tmp_path):
     bad = in_dir / "a" / "broken.wav"
     bad.write_bytes(b"RIFF\x00\x00garbage")
@@ -416,6 +419,7 @@ def test_bad_checkpoint_names_file(tmp_path):
         info.main([str(tmp_path / "best.ckpt")])
 
 
+@pytest.mark.slow
 def test_clis_work_from_best_ckpt_alone_in_any_directory(in_dir, ckpt, tmp_path):
     """A copied checkpoint, relative paths, and a working directory outside the repository."""
     work = tmp_path / "elsewhere"

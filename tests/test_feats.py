@@ -68,6 +68,7 @@ def test_pydrobert_spect_data_set_reads_it(small, tmp_path):
     assert feat.shape[1] == 80 and ali.shape == (feat.shape[0],)
 
 
+@pytest.mark.slow
 def test_pydrobert_cli_reads_a_dir_that_make_feats_sh_wrote(small, tmp_path):
     """pydrobert-pytorch's own get-torch-spect-data-dir-info on steps/make_feats.sh's output."""
     out = tmp_path / "fbank-41"
@@ -130,6 +131,7 @@ def test_job_share_and_frame_labels():
         frame_labels([1], 3, 7)
 
 
+@pytest.mark.slow
 def test_make_feats_end_to_end(small, tmp_path):
     out = tmp_path / "fbank"
     script = ROOT / "steps" / "make_feats.sh"

@@ -44,6 +44,7 @@ def parts(mini_data, tmp_path_factory):
     return root, scp, dirs
 
 
+@pytest.mark.slow
 def test_imported_features_equal_the_table_and_record_a_kaldi_frontend(parts, tmp_path):
     root, scp, computed = parts
     out = tmp_path / "imported"
@@ -88,6 +89,7 @@ def test_a_kaldi_frontend_describes_but_does_not_compute(parts):
         frontend_from_config({"name": "kaldi", "frame_shift_ms": 10})
 
 
+@pytest.mark.slow
 def test_a_model_trains_on_imported_features_and_one_of_another_frontend_refuses_them(
     parts, tmp_path
 ):

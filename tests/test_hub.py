@@ -338,6 +338,7 @@ print("s3prl ok", absent)
 """
 
 
+@pytest.mark.slow
 def test_s3prl_takes_our_expert_through_its_hub_featurizers_and_runner_checks(ckpts, tmp_path):
     pytest.importorskip("s3prl")
     script = tmp_path / "through_s3prl.py"

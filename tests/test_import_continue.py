@@ -36,6 +36,7 @@ def continued(ckpt, loss_type="cpc", **training):
     return conf
 
 
+@pytest.mark.slow
 def test_cpc_continues_an_imported_cpc_audio_model(tmp_path, mini_data):
     src = tmp_path / "cpc_small.pt"
     torch.save({"config": cpc_config(levels=1), "weights": cpc_model(levels=1).state_dict()}, src)

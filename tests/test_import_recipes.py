@@ -4,11 +4,14 @@ scpc-info, scpc-a2r and local/zrc_run.sh --model <name> on the mini corpus."""
 import json
 import shutil
 
+import pytest
 import test_superb
 import torch
 from conftest import CORPUS, ROOT, run_script
 from test_import_cpc_audio import config as cpc_config
 from test_import_cpc_audio import original_model as cpc_model
+
+pytestmark = pytest.mark.slow  # end-to-end runs: not in ./test.sh --quick
 
 FIXTURES = ROOT / "tests" / "fixtures"
 small_data, small_config = test_superb.small_data, test_superb.small_config  # a fixture

@@ -118,6 +118,7 @@ def compare(fmt, src, tmp_path):
         ("tera", {"hidden_act": "swish", "layer_norm_eps": 1e-5}, 40),  # chunks of <= 40 frames
     ],
 )
+@pytest.mark.slow
 def test_every_hidden_state_equals_s3prl(tmp_path, fmt, changes, sequence_length):
     src = tmp_path / "states-1000.ckpt"
     original_checkpoint(src, transformer_config(**changes), sequence_length)

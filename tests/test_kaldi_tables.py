@@ -26,6 +26,7 @@ def ckpt(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_make_reps_kaldi_tables_equal_the_pt_files_and_score_the_same(tmp_path, mini_data, ckpt):
     dev = mini_data / "dev"
     pt_dir, kaldi_dir = tmp_path / "pt", tmp_path / "kaldi"

@@ -268,6 +268,7 @@ def test_queue_sh_reschedules_a_job_stopped_by_usr1(tmp_path, fake_sge):
     assert "finished" in text.split("# Restarted at")[1]
 
 
+@pytest.mark.slow
 def test_a_ddp_job_under_torchrun_is_stopped_by_usr1_and_resumes(tmp_path, fake_sge, feats):  # noqa: F811
     # queue.sh --procs-per-node 2 runs scpc-train under torchrun; SIGUSR1 to the job script goes
     # to both workers (torchrun itself would die of it), they save and stop, the job reruns
@@ -289,6 +290,7 @@ def test_a_ddp_job_under_torchrun_is_stopped_by_usr1_and_resumes(tmp_path, fake_
     assert state["world_size"] == 2 and state["progress"]["epoch"] == 3
 
 
+@pytest.mark.slow
 def test_queue_sh_counts_a_vanished_job_as_failed(tmp_path, fake_sge):
     # the job leaves the queue without an exit code, as when Grid Engine kills it
     proc = run_script(ROOT / "utils" / "queue.sh", tmp_path / "k.log", "bash", "-c",

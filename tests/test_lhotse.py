@@ -41,6 +41,7 @@ def round_trip(src, tmp, *to_opts, from_opts=()):
 
 
 @pytest.mark.parametrize("part", ["train", "dev", "test"])
+@pytest.mark.slow
 def test_the_mini_corpus_to_lhotse_and_back_equals_the_original(mini_data, tmp_path, part):
     src = mini_data / part
     out, back = round_trip(src, tmp_path)

@@ -68,6 +68,7 @@ def test_workers_give_the_same_items_in_order(tmp_path, mini_data):
         assert all(torch.equal(a[0], b[0]) for a, b in zip(x, y))
 
 
+@pytest.mark.slow
 def test_training_from_audio_or_shards_equals_training_from_feature_dirs(tmp_path, mini_data):
     frontend, dirs = mini_feat_dirs(mini_data, tmp_path / "feats", "fbank-80")
     write_shards(mini_data / "dev", tmp_path / "shards", shard_seconds=30)
@@ -132,6 +133,8 @@ def test_missing_or_broken_audio_is_one_line_naming_it(tmp_path, mini_data):
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and str(missing) in proc.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.quick  # ./test.sh --quick's end-to-end recipe: run.sh from the corpus to best.ckpt
 def test_run_sh_trains_from_audio_by_default(tmp_path):
     """No float32 copy of the audio: stage 1 writes utt2num_samples only."""
     exp = tmp_path / "exp"

@@ -119,6 +119,7 @@ def test_audio_errors_name_the_file_and_problem(tmp_path):
     assert len(read_audio(f"cat {tmp_path / 'stereo.wav'} |", channel=0)) == 1600
 
 
+@pytest.mark.slow
 def test_run_sh_stage_0_prepares_mini_corpus_and_reports(tmp_path):
     proc = run_script(ROOT / "run.sh", "--stop-stage", "0")
     assert "Stage 0: data preparation (mini)" in proc.stdout
@@ -126,6 +127,7 @@ def test_run_sh_stage_0_prepares_mini_corpus_and_reports(tmp_path):
     assert dd.validate(ROOT / "data" / "mini" / "train")
 
 
+@pytest.mark.slow
 def test_run_sh_prepares_librispeech_with_the_cpc_split(tmp_path):
     """Stage 0 on a LibriSpeech tree (mini parts under LibriSpeech names) and seeded CPC lists."""
     libri = tmp_path / "LibriSpeech"

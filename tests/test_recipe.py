@@ -101,6 +101,7 @@ def test_run_sh_refuses_unknown_model(tmp_path):
     assert "no conf/model.nonesuch.yaml" in proc.stderr
 
 
+@pytest.mark.slow
 def test_every_conf_model_freezes(tmp_path):
     """Every shipped config is valid, names itself, and builds a model of the reference's size."""
     from scpc.train.model import PretrainModel

@@ -123,6 +123,7 @@ def test_bad_reconstruction_settings_are_clear_errors():
 @pytest.mark.parametrize(
     "family", ["tera"]
 )  # aalbert differs only in sa.share_layers (unit-tested)
+@pytest.mark.slow
 def test_family_trains_and_its_checkpoint_extracts(tmp_path, mini_data, family):
     fbank, dirs = mini_feat_dirs(mini_data, tmp_path, "fbank-80")
     conf = yaml.safe_load((ROOT / "conf" / f"model.{family}.mini.yaml").read_text())

@@ -79,6 +79,7 @@ def test_atomic_writers_use_names_the_lock_holder_can_clean(tmp_path):
     assert len(seen) == 1 and is_temp(seen[0]) and not is_temp("a.txt")
 
 
+@pytest.mark.slow
 def test_two_trainers_on_one_experiment(tmp_path, feats):
     cfg = write_config(tmp_path / "exp" / "model.yaml", max_epochs=30)
     first = start_script(ROOT / ".venv/bin/scpc-train", "--quiet", cfg, *feats)
@@ -96,6 +97,7 @@ def test_two_trainers_on_one_experiment(tmp_path, feats):
     assert not (tmp_path / "exp" / ".lock").exists()
 
 
+@pytest.mark.slow
 def test_a_sigkilled_launcher_takes_its_trainer_with_it(tmp_path, feats):
     exp = tmp_path / "exp"
     cfg = write_config(exp / "model.yaml", max_epochs=30)
@@ -256,6 +258,7 @@ def test_a_full_disk_during_a_checkpoint_save_keeps_the_old_one(small_disk):
     assert [p.name for p in small_disk.iterdir()] == ["last.ckpt"]  # no temporary file
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_scpc_a2r_is_one_line(small_disk, mini_data, tmp_path):
     ckpt = tmp_path / "fb.ckpt"
     run_script(".venv/bin/scpc-init", "frontend", ROOT / "conf" / "feats" / "fbank-80.json", ckpt)
@@ -269,6 +272,7 @@ def test_a_full_disk_during_scpc_a2r_is_one_line(small_disk, mini_data, tmp_path
         assert torch.load(p).shape[1] == 80
 
 
+@pytest.mark.slow
 def test_make_feats_names_each_bad_file_goes_on_and_fails_at_the_end(tmp_path, mini_data):
     d = tmp_path / "data"
     utts = list(read_table(mini_data / "dev" / "utt2spk"))[:3]
@@ -306,6 +310,7 @@ def read_only_dir(tmp_path):
     yield from tmpfs(tmp_path / "ro", "size=64k,ro")
 
 
+@pytest.mark.slow
 def test_a_read_only_output_dir_is_one_line(read_only_dir, mini_data, tmp_path):
     ckpt = tmp_path / "fb.ckpt"
     run_script(".venv/bin/scpc-init", "frontend", ROOT / "conf" / "feats" / "fbank-41.json", ckpt)

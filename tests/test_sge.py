@@ -10,6 +10,8 @@ import torch
 from conftest import ROOT, file_has, precomputed_experiment, run_script, start_script, wait_for
 from test_train import feats, write_config  # noqa: F401 (feats is a fixture)
 
+pytestmark = pytest.mark.slow  # a test cluster: not in ./test.sh --quick
+
 QUEUE = ROOT / "utils" / "queue.sh"
 CLUSTER = ROOT / "tests" / "sge" / "local_cluster.sh"
 

@@ -8,6 +8,8 @@ from conftest import ROOT, kill_once_saved, metric_rows, run_script, write_train
 
 from scpc.data.shards import write_shards
 
+pytestmark = pytest.mark.slow  # end-to-end runs: not in ./test.sh --quick
+
 CONFIG = {
     "name": "streamed",
     "feat_type": "raw",

@@ -126,6 +126,7 @@ def test_shards_stream_through_a_command_and_resume_packing(
     assert len(list(ShardStream(read_shard_list(out), {"name": "raw"}))) == 12
 
 
+@pytest.mark.slow
 def test_corrupt_shard_or_missing_audio_is_one_line(shards, tmp_path, mini_data):
     lists = read_shard_list(shards)
     bad = tmp_path / "bad.tar"

@@ -21,6 +21,8 @@ from conftest import (
 )
 from test_train import feats, losses, write_config  # noqa: F401 (feats is a fixture)
 
+pytestmark = pytest.mark.slow  # a test cluster: not in ./test.sh --quick
+
 SLURM = ROOT / "utils" / "slurm.sh"
 CLUSTER = ROOT / "tests" / "slurm" / "local_cluster.sh"
 

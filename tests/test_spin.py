@@ -202,6 +202,7 @@ def test_best_rq_targets_a_wav2vec2_context_at_its_frame_rate():
             (ROOT / "conf" / "model.hubert.mini.yaml").read_text()), "test"), ".", ".", ".")  # fmt: skip
 
 
+@pytest.mark.slow
 def test_spin_continues_a_checkpoint_and_logs_pnmi(tmp_path, mini_data):
     from scpc.models.checkpoint import load_inference_checkpoint
 

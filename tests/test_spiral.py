@@ -151,6 +151,7 @@ def test_noise_is_mixed_at_the_drawn_snr(tmp_path):
     assert torch.equal(unchanged, speech)
 
 
+@pytest.mark.slow
 def test_spiral_trains_and_its_student_is_the_checkpoint(tmp_path, mini_data):
     fbank, dirs = mini_feat_dirs(mini_data, tmp_path, "fbank-80")
     conf = yaml.safe_load((ROOT / "conf" / "model.spiral.mini.yaml").read_text())

@@ -71,6 +71,7 @@ def shell_scripts() -> list[str]:
     return scripts
 
 
+@pytest.mark.slow
 def test_shell_scripts_pass_shellcheck():
     exe = shutil.which("shellcheck")
     if exe is None:

@@ -433,6 +433,7 @@ def test_bf16_autocast_trains_a_probe_on_cpu(tmp_path, small_data, fbank41):
     assert rows["bf16"][0] == pytest.approx(rows["off"][0], rel=0.05)
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_matches_the_uninterrupted_run(tmp_path, small_data, fbank41):
     cfg = small_config(tmp_path, small_data, "pr", accumulate_grad_batches=2, learning_rate=0.003)
     whole = trainer(cfg, fbank41, tmp_path / "whole", "pr").fit()
@@ -465,6 +466,7 @@ def test_resume_after_interruption_matches_the_uninterrupted_run(tmp_path, small
     ).read_text()
 
 
+@pytest.mark.slow
 def test_a_stop_signal_saves_the_step_and_the_run_resumes(tmp_path, small_data, fbank41):
     cfg = small_config(
         tmp_path,

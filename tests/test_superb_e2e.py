@@ -64,6 +64,7 @@ def test_task_trains_scores_and_writes_its_run(task, tmp_path, small_data, tiny_
     assert again.startswith(f"{task} test: {metric} {r['value']:.2f}")
 
 
+@pytest.mark.slow
 def test_layer_option_and_finetuning_through_the_cli(tmp_path, small_data, tiny_ckpt, capsys):
     path = small_config(tmp_path, small_data, max_steps=2)
     args = ["train", "--task", "phone_linear", "--config", str(path), "--upstream", str(tiny_ckpt)]
@@ -78,6 +79,7 @@ def test_layer_option_and_finetuning_through_the_cli(tmp_path, small_data, tiny_
     assert load_probe_file(tmp_path / "ft" / "dev-best.ckpt")["upstream"] is not None
 
 
+@pytest.mark.slow
 def test_superb_run_sh_with_the_fbank_baseline_and_an_lr_sweep(tmp_path, mini_data, small_data):
     conf = small_config(tmp_path, small_data, "phone_linear", max_steps=4)
     tiny = tmp_path / "tiny.yaml"

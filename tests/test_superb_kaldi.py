@@ -43,6 +43,7 @@ def test_a2r_writes_kaldis_frame_shift_beside_the_table(a2r_table):
     assert (a2r_table.parent / "frame_shift").read_text() == "0.01\n"
 
 
+@pytest.mark.slow
 def test_a_probe_on_the_table_equals_the_probe_on_its_checkpoint(
     tmp_path, small_data, fbank41, a2r_table, capsys
 ):
@@ -106,6 +107,7 @@ def kaldi_mfcc(small_data, tmp_path_factory):
     return scp
 
 
+@pytest.mark.slow
 def test_kaldi_mfccs_run_through_superb_run_sh(tmp_path, mini_data, small_data, kaldi_mfcc):
     conf = small_config(tmp_path, small_data, "phone_linear", max_steps=4)
     tiny = tmp_path / "tiny.yaml"

@@ -86,6 +86,7 @@ def train(tmp_path, feats, name="exp", **training):
     return tmp_path / name, proc
 
 
+@pytest.mark.slow
 def test_training_writes_outputs_and_is_reproducible(tmp_path, feats):
     exp, proc = train(tmp_path, feats)
     for f in ("best.ckpt", "last.ckpt", "metrics.csv", "curves.png", "train.log"):
@@ -107,6 +108,7 @@ def test_training_writes_outputs_and_is_reproducible(tmp_path, feats):
     assert losses(other) != rows
 
 
+@pytest.mark.slow
 def test_best_checkpoint_is_lowest_validation_and_round_trips(tmp_path, feats):
     exp, _ = train(tmp_path, feats, max_epochs=3)
     vals = [float(r[3]) for r in losses(exp) if r[0] == "valid"]
@@ -129,6 +131,7 @@ def test_best_checkpoint_is_lowest_validation_and_round_trips(tmp_path, feats):
     assert out.lens.tolist() == [25, 15]
 
 
+@pytest.mark.slow
 def test_kept_checkpoints_carry_epochs_and_training_time(tmp_path, feats):
     exp, _ = train(tmp_path, feats, max_epochs=4, keep_checkpoint_every_epochs=2)
     kept = sorted(p.name for p in (exp / "checkpoints").iterdir())
@@ -150,6 +153,7 @@ def test_kept_checkpoints_carry_epochs_and_training_time(tmp_path, feats):
                 *feats, tmp_path / "neg")  # fmt: skip
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted(tmp_path, feats):
     full, _ = train(tmp_path, feats, name="full", max_epochs=3)
     cfg = write_config(tmp_path / "killed" / "model.yaml", max_epochs=3)
@@ -169,6 +173,7 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, feats):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_state_and_resumed_run_matches_uninterrupted(tmp_path, feats):
     full, _ = train(tmp_path, feats, name="full", max_epochs=3)
     # no periodic checkpoint inside an epoch: the state saved mid-epoch is the signal's
@@ -206,6 +211,7 @@ def test_sigterm_saves_state_and_resumed_run_matches_uninterrupted(tmp_path, fea
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_two_process_ddp_through_the_local_launcher_equals_one_process(tmp_path, feats):
     one, _ = train(tmp_path, feats, name="one", max_epochs=1)
     cfg = write_config(tmp_path / "two" / "model.yaml", max_epochs=1, batch_size=2)
@@ -222,6 +228,7 @@ def test_two_process_ddp_through_the_local_launcher_equals_one_process(tmp_path,
     assert [r[:3] for r in one_rows] == [r[:3] for r in two_rows]
 
 
+@pytest.mark.slow
 def test_bf16_autocast_trains_on_cpu(tmp_path, feats):
     """The AMP path runs in CI: bf16 autocast on CPU, weights kept in float32."""
     plain, _ = train(tmp_path, feats, "plain", max_epochs=1)
@@ -233,6 +240,7 @@ def test_bf16_autocast_trains_on_cpu(tmp_path, feats):
     assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
 
 
+@pytest.mark.slow
 def test_unknown_config_key_is_one_line_error(tmp_path, feats):
     cfg = tmp_path / "model.yaml"
     cfg.write_text("training:\n  learning_rat: 0.1\n")
@@ -251,6 +259,7 @@ def test_mismatched_frontend_refused(tmp_path, feats):
         Trainer(merge(DEFAULTS, c, "test"), *feats, tmp_path)
 
 
+@pytest.mark.slow
 def test_changed_config_refuses_old_training_state(tmp_path, feats):
     exp, _ = train(tmp_path, feats, max_epochs=1)
     write_config(exp / "model.yaml", max_epochs=1, learning_rate=0.1)
@@ -263,6 +272,7 @@ if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
 
 
+@pytest.mark.slow
 def test_bestrq_trains_on_filter_banks_and_extracts(tmp_path, mini_data):
     from scpc.data.featdir import compute_feat_dir
     from scpc.frontend import load_frontend_config

@@ -93,6 +93,7 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_offline_is_one_line(tmp_path):
     url = f"http://127.0.0.1:{closed_port()}/repo.json"
     with pytest.raises(ScpcError, match=r"cannot reach 127\.0\.0\.1:\d+ .*--set mini"):
@@ -159,6 +160,7 @@ def test_zrc_scores_become_scpc_abx_csvs(tmp_path):
         zrc.convert_scores(sub, "cpc", out, "cosine")
 
 
+@pytest.mark.slow
 def test_zrc_run_abxls_with_an_offline_zrc(tmp_path, mini_data):
     """The recipe's commands, files and table, with a format-faithful zrc (tests/fake_zrc.py)."""
     em = tmp_path / "exp" / "fb" / "version_0"
@@ -215,6 +217,7 @@ def test_zrc_run_abxls_with_an_offline_zrc(tmp_path, mini_data):
     assert again.stdout.splitlines()[-6:] == proc.stdout.splitlines()[-6:]
 
 
+@pytest.mark.slow
 def test_zrc_run_abxls_offline_stops_in_one_line(tmp_path):
     em = tmp_path / "exp" / "fb" / "version_0"
     run_script(
@@ -238,6 +241,7 @@ def test_zrc_run_abxls_offline_stops_in_one_line(tmp_path):
     assert not (tmp_path / "exp" / "fb" / "version_0" / "abx").exists()
 
 
+@pytest.mark.slow
 def test_zrc_without_zerospeech_benchmarks_is_one_line():
     import importlib.util
 
