@@ -18,6 +18,8 @@ if [ "${1:-}" = --quick ]; then
   export FUZZ_EXAMPLES=${FUZZ_EXAMPLES:-200}
 fi
 # loadscope: each test file goes whole to the next free worker, so that a file's module
-# fixtures (a trained model, the Slurm or Grid Engine test cluster) are made once. (xdist_group
+# fixtures (a trained model, the Slurm or Grid Engine test cluster) are made once; the files
+# go longest first (tests/conftest.py orders them), not by their number of tests. (xdist_group
 # would allow finer units, but pytest 9.2 broke it: pytest-xdist issue 1386.)
-exec .venv/bin/python -m pytest -n "${SCPC_TEST_WORKERS:-auto}" --dist loadscope "${tier[@]}" "$@"
+exec .venv/bin/python -m pytest -n "${SCPC_TEST_WORKERS:-auto}" --dist loadscope \
+  --no-loadscope-reorder "${tier[@]}" "$@"

@@ -1,3 +1,5 @@
+import collections
+import json
 import os
 import subprocess
 import time
@@ -8,6 +10,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus" / "mini"
 SLOW_UNMARKED_S = 3.0  # a test not marked slow that takes longer is named at the end
+# Seconds each test file took in a full run over two workers, for the order in which
+# ./test.sh hands files to its workers (only the order depends on it; a file not in it is
+# placed by its number of slow tests). Rewrite it with SCPC_WRITE_FILE_SECONDS=1 ./test.sh.
+FILE_SECONDS = Path(__file__).with_name("file_seconds.json")
 
 
 def pytest_configure(config):
@@ -20,18 +26,44 @@ def pytest_configure(config):
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads
 
 
-def pytest_terminal_summary(terminalreporter):
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, the longest test files first, so that the workers finish together
+    (./test.sh hands each file whole to the next free worker, in this order): by the seconds
+    in FILE_SECONDS, else by their number of slow tests. Each file's own order is kept."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    known = json.loads(FILE_SECONDS.read_text()) if FILE_SECONDS.is_file() else {}
+    slow = collections.Counter(i.nodeid.split("::")[0] for i in items if "slow" in i.keywords)
+
+    def seconds(item):
+        name = item.nodeid.split("::")[0]
+        return -known.get(name, 10 * slow[name])
+
+    items.sort(key=seconds)
+
+
+def pytest_terminal_summary(terminalreporter, config):
     """Names the tests not marked slow that took longer than SLOW_UNMARKED_S, so that the
-    quick tier (./test.sh --quick, which leaves slow tests out) stays quick."""
-    long = []
+    quick tier (./test.sh --quick, which leaves slow tests out) stays quick; with
+    SCPC_WRITE_FILE_SECONDS=1, writes each file's seconds (set-up and teardown included) to
+    FILE_SECONDS for the next runs' order."""
+    long, per_file = [], collections.Counter()
     for report in terminalreporter.stats.get("passed", []):
         if report.when == "call" and report.duration > SLOW_UNMARKED_S:
             if "slow" not in report.keywords:
                 long.append((report.duration, report.nodeid))
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) in ("setup", "call", "teardown"):
+                per_file[report.nodeid.split("::")[0]] += report.duration
     if long:
         terminalreporter.section("tests to mark slow (pytest.mark.slow)")
         for duration, nodeid in sorted(long, reverse=True):
             terminalreporter.write_line(f"{duration:6.1f} s  {nodeid}")
+    if os.environ.get("SCPC_WRITE_FILE_SECONDS") == "1" and not config.option.markexpr:
+        rounded = {name: round(s, 1) for name, s in sorted(per_file.items())}
+        FILE_SECONDS.write_text(json.dumps(rounded, indent=0) + "\n")
+        terminalreporter.write_line(f"wrote {FILE_SECONDS}")
 
 
 def run_script(*args, cwd=ROOT, check=True, env=None):

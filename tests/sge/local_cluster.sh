@@ -77,9 +77,10 @@ qsort_args NONE
 PE
   qconf -Ap "$work/pe"
 }
+cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # the machine's, not this shell's thread share
 qconf -sql 2>/dev/null | grep -qx all.q || {
   qconf -sq | sed -e "s/^qname .*/qname all.q/" -e "s/^hostlist .*/hostlist $host/" \
-    -e "s/^slots .*/slots $(nproc)/" -e "s/^pe_list .*/pe_list smp/" \
+    -e "s/^slots .*/slots $cpus/" -e "s/^pe_list .*/pe_list smp/" \
     -e "s/^shell_start_mode .*/shell_start_mode unix_behavior/" > "$work/queue"
   qconf -Aq "$work/queue"
 }
