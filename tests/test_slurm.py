@@ -128,8 +128,12 @@ def test_recipe_stage_runs_through_cmd_sh_on_slurm(slurm, tmp_path):
         )
 
 
+DDP_EPOCHS = 10  # long enough that the signal, sent once training started, comes before its
+# end on a loaded machine (at 4 epochs, a test under pytest-xdist once finished first)
+
+
 def ddp_config(path):
-    return write_config(path, max_epochs=4, batch_size=2, checkpoint_every_steps=99)
+    return write_config(path, max_epochs=DDP_EPOCHS, batch_size=2, checkpoint_every_steps=99)
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +150,7 @@ def test_two_process_ddp_training_through_slurm(ddp_run):
     assert "2 process(es)" in (ddp_run / "train.log").read_text()
     assert "# Ended (code 0)" in (ddp_run / "log" / "train.log").read_text()
     state = torch.load(ddp_run / "last.ckpt", weights_only=True)
-    assert state["world_size"] == 2 and state["progress"]["epoch"] == 4
+    assert state["world_size"] == 2 and state["progress"]["epoch"] == DDP_EPOCHS
     assert (ddp_run / "best.ckpt").is_file()
 
 
