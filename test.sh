@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the test suite (sets up .venv on first use), spread over every core by pytest-xdist.
 #
-#   ./test.sh            everything, as CI runs it (about 10 minutes on 2 cores)
+#   ./test.sh            everything, as CI runs it (12 minutes on 2 cores)
 #   ./test.sh --quick    the inner loop: unit tests, the readers' fuzzing at 200 examples and
 #                        one end-to-end recipe; leaves out what is marked slow (training runs,
 #                        recipes, clusters) (about 2 minutes on 2 cores)

@@ -43,14 +43,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    """Names the tests not marked slow that took longer than SLOW_UNMARKED_S, so that the
-    quick tier (./test.sh --quick, which leaves slow tests out) stays quick; with
+    """Names the tests not marked slow (nor fuzz, which the quick tier runs with fewer
+    examples) that took longer than SLOW_UNMARKED_S, so that the quick tier (./test.sh
+    --quick, which leaves slow tests out) stays quick; with
     SCPC_WRITE_FILE_SECONDS=1, writes each file's seconds (set-up and teardown included) to
     FILE_SECONDS for the next runs' order."""
     long, per_file = [], collections.Counter()
     for report in terminalreporter.stats.get("passed", []):
         if report.when == "call" and report.duration > SLOW_UNMARKED_S:
-            if "slow" not in report.keywords:
+            if "slow" not in report.keywords and "fuzz" not in report.keywords:
                 long.append((report.duration, report.nodeid))
     for reports in terminalreporter.stats.values():
         for report in reports:

@@ -30,6 +30,7 @@ from scpc.frontend import load_frontend_config
 from scpc.kaldi_tables import read_scp
 from scpc.models.checkpoint import load_inference_checkpoint
 
+pytestmark = pytest.mark.fuzz
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "2000"))
 BAD_INPUTS = ROOT / "tests" / "fixtures" / "bad_inputs"
 FUZZ = settings(

@@ -138,6 +138,7 @@ tts_missing = shutil.which("flite") is None or shutil.which("festival") is None
 @pytest.mark.skipif(
     tts_missing and not os.environ.get("SCPC_REQUIRE_TTS"), reason="flite/festival not installed"
 )
+@pytest.mark.slow
 def test_regenerating_utterances_reproduces_the_committed_audio_and_alignments():
     sys.path.insert(0, str(ROOT / "local"))
     from mini_corpus import plan as P

@@ -144,6 +144,7 @@ def tiny_trainer(tmp_path, feats, name, **training):
     return Trainer(cfg, *feats, tmp_path / name, quiet=True)
 
 
+@pytest.mark.slow
 def test_a_nan_step_is_skipped_logged_with_its_utterances_and_training_goes_on(tmp_path, feats):
     t = tiny_trainer(tmp_path, feats, "exp", max_epochs=1)
     nan_at(t, {2})  # the third of the epoch's 4 batches
