@@ -4,7 +4,7 @@
 #   ./test.sh            everything, as CI runs it (12 minutes on 2 cores)
 #   ./test.sh --quick    the inner loop: unit tests, the readers' fuzzing at 200 examples and
 #                        one end-to-end recipe; leaves out what is marked slow (training runs,
-#                        recipes, clusters) (about 2 minutes on 2 cores)
+#                        recipes, clusters) (about a minute on 2 cores)
 #
 # Other arguments go to pytest, e.g. ./test.sh -k datadir -x, or -n 0 for one process.
 # SCPC_TEST_WORKERS sets the number of worker processes (default: one per core).
