@@ -45,26 +45,32 @@ def pytest_collection_modifyitems(config, items):
 def pytest_terminal_summary(terminalreporter, config):
     """Names the tests not marked slow (nor fuzz, which the quick tier runs with fewer
     examples) that took longer than SLOW_UNMARKED_S, so that the quick tier (./test.sh
-    --quick, which leaves slow tests out) stays quick; with
-    SCPC_WRITE_FILE_SECONDS=1, writes each file's seconds (set-up and teardown included) to
-    FILE_SECONDS for the next runs' order."""
-    long, per_file = [], collections.Counter()
-    for report in terminalreporter.stats.get("passed", []):
-        if report.when == "call" and report.duration > SLOW_UNMARKED_S:
-            if "slow" not in report.keywords and "fuzz" not in report.keywords:
-                long.append((report.duration, report.nodeid))
-    for reports in terminalreporter.stats.values():
-        for report in reports:
-            if getattr(report, "when", None) in ("setup", "call", "teardown"):
-                per_file[report.nodeid.split("::")[0]] += report.duration
+    --quick, which leaves slow tests out) stays quick. With SCPC_WRITE_FILE_SECONDS=1, records
+    the seconds of each file run (set-up and teardown included) in FILE_SECONDS."""
+    reports = [r for rs in terminalreporter.stats.values() for r in rs if hasattr(r, "when")]
+    long = sorted(
+        (r.duration, r.nodeid)
+        for r in reports
+        if r.when == "call" and r.passed and r.duration > SLOW_UNMARKED_S
+        and "slow" not in r.keywords and "fuzz" not in r.keywords
+    )  # fmt: skip
     if long:
         terminalreporter.section("tests to mark slow (pytest.mark.slow)")
-        for duration, nodeid in sorted(long, reverse=True):
+        for duration, nodeid in reversed(long):
             terminalreporter.write_line(f"{duration:6.1f} s  {nodeid}")
-    if os.environ.get("SCPC_WRITE_FILE_SECONDS") == "1" and not config.option.markexpr:
-        rounded = {name: round(s, 1) for name, s in sorted(per_file.items())}
-        FILE_SECONDS.write_text(json.dumps(rounded, indent=0) + "\n")
+    if os.environ.get("SCPC_WRITE_FILE_SECONDS") == "1":
+        write_file_seconds(reports)
         terminalreporter.write_line(f"wrote {FILE_SECONDS}")
+
+
+def write_file_seconds(reports):
+    """FILE_SECONDS with the files of this run updated (the others kept as they were)."""
+    seconds = collections.Counter()
+    for r in reports:
+        seconds[r.nodeid.split("::")[0]] += r.duration
+    known = json.loads(FILE_SECONDS.read_text()) if FILE_SECONDS.is_file() else {}
+    known.update({name: round(s, 1) for name, s in seconds.items()})
+    FILE_SECONDS.write_text(json.dumps(dict(sorted(known.items())), indent=0) + "\n")
 
 
 def run_script(*args, cwd=ROOT, check=True, env=None):
